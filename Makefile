@@ -1,0 +1,56 @@
+# coderunner — every target a developer or operator reaches for. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv stack-up stack-down stack-status check lint format test test-unit run bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@echo "venv: creating $(VENV) with $(PYTHON) and installing the project"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create the virtualenv and install the project with its dev tools
+
+stack-up: ## Install (first time) and start Docker, PostgreSQL, Kafka and the runtime images
+	@bash scripts/stack.sh up
+
+stack-down: ## Stop what the stack script started (data and images are kept)
+	@bash scripts/stack.sh down
+
+stack-status: ## Show which parts of the local stack run
+	@bash scripts/stack.sh status
+
+check: venv ## Lint, format check and type check
+	$(BIN)/ruff check coderunner tests
+	$(BIN)/ruff format --check coderunner tests
+	$(BIN)/mypy
+
+format: venv ## Apply the formatter and safe lint fixes
+	$(BIN)/ruff format coderunner tests
+	$(BIN)/ruff check --fix coderunner tests
+
+test-unit: venv ## Only the tests that need no service (seconds)
+	$(BIN)/pytest tests/unit
+
+test: venv stack-up check ## Everything: set-up, stack, checks, the whole suite against the real stack
+	$(BIN)/pytest
+
+run: venv stack-up ## Run the service in the foreground against the local stack (Ctrl-C stops it)
+	$(BIN)/coderunner serve
+
+bench: venv stack-up ## Benchmarks: the service against the bare docker SDK baseline, same run
+	$(BIN)/python -m coderunner.bench
+
+clean: ## Remove the virtualenv and caches (the stack's state in .stack/ stays)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

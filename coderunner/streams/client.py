@@ -1,0 +1,101 @@
+"""A producer-side client: publish a submission, then follow its events until it ends.
+
+Used by `coderunner submit`, the benchmark and the end-to-end tests — the same path any
+outside producer takes (plain aiokafka plus the published Avro contract).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from coderunner.handlers.emitter import utc_now
+from coderunner.schemas import events as ev
+from coderunner.schemas.codec import SchemaRegistry, encode_key
+from coderunner.settings import Settings
+from coderunner.streams.kafka_config import aiokafka_kwargs
+
+TERMINAL = (ev.ExecutionCompleted, ev.ExecutionRejected, ev.ExecutionCancelled)
+
+
+class ExecutionClient:
+    """`async with ExecutionClient(settings) as client:` — one producer and one event reader."""
+
+    def __init__(self, settings: Settings, registry: SchemaRegistry | None = None) -> None:
+        self._settings = settings
+        self._registry = registry or SchemaRegistry()
+        kwargs = aiokafka_kwargs(settings)
+        self._producer = AIOKafkaProducer(**kwargs, linger_ms=0, acks="all")
+        # No consumer group: every client reads the events topic on its own, from "now".
+        self._consumer = AIOKafkaConsumer(**kwargs, group_id=None, fetch_max_wait_ms=100)
+        self._buffer: dict[str, list[Any]] = {}
+
+    async def __aenter__(self) -> ExecutionClient:
+        await self._producer.start()
+        await self._consumer.start()
+        topic = self._settings.kafka_topic_events
+        partitions = await self._producer.partitions_for(topic)
+        assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assignment)
+        await self._consumer.seek_to_end(*assignment)
+        # Resolve the end offsets now, so events published after this point are all seen.
+        for tp in assignment:
+            await self._consumer.position(tp)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def submit(self, submission: ev.ExecutionSubmitted) -> str:
+        """Publish; returns the execution id once the broker has stored the submission."""
+        await self._producer.send_and_wait(
+            self._settings.kafka_topic_submissions,
+            self._registry.encode(submission),
+            key=encode_key(submission.execution_id),
+        )
+        return submission.execution_id
+
+    async def events(self, execution_id: str) -> AsyncIterator[Any]:
+        """This execution's events as they arrive, ending after its terminal event."""
+        while True:
+            for event in self._buffer.pop(execution_id, []):
+                yield event
+                if isinstance(event, TERMINAL):
+                    return
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    event = self._registry.decode(record.value)
+                    self._buffer.setdefault(event.execution_id, []).append(event)
+
+    async def wait(self, execution_id: str) -> Any:
+        """The terminal event of this execution."""
+        terminal = None
+        async for event in self.events(execution_id):
+            terminal = event
+        return terminal
+
+
+def new_submission(language: str, source: str, **fields: Any) -> ev.ExecutionSubmitted:
+    """An ExecutionSubmitted with fresh ids and the current time; `execution_id` may be given."""
+    return ev.ExecutionSubmitted(
+        event_id=str(uuid.uuid4()),
+        execution_id=fields.pop("execution_id", None) or str(uuid.uuid4()),
+        attempt=0,
+        seq=0,
+        occurred_at=utc_now(),
+        event_type="ExecutionSubmitted",
+        language=language,
+        source=source,
+        **fields,
+    )
