@@ -66,6 +66,10 @@ class SubmissionHandler:
             reason = f"not a submission: {type(submission).__name__} on the submissions topic"
             await outbox.dead_letter(key, value, reason)
             return
+        if key is not None and key != submission.execution_id.encode():
+            # A wrong key puts the execution's events in a partition it does not own.
+            await outbox.dead_letter(key, value, "key must be the execution id in UTF-8")
+            return
         claim = await _until_available(
             lambda: self._claims.claim(submission.execution_id, submission.event_id)
         )

@@ -12,6 +12,8 @@ from coderunner.schemas.events import ExecutionSubmitted
 from coderunner.settings import Settings
 
 # Extra files land next to the main source in the flat work dir: plain names only.
+# Below these a program cannot even start (a JVM or Python interpreter needs some memory).
+_LIMIT_FLOORS = {"memory_mb": 16, "wall_time_ms": 10, "cpu_time_ms": 10, "output_bytes": 16}
 _SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 

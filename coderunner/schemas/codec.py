@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from pydantic import ValidationError
 
@@ -176,6 +177,10 @@ class SchemaRegistry:
             record = schemaless_reader(
                 buffer, writer.schema, None if reader is writer else reader.schema
             )
+        except SchemaResolutionError as exc:  # the newest schema broke an evolution rule
+            raise UndecodableEvent(
+                f"{_label(writer)} cannot be read with {_label(reader)}: {exc}"
+            ) from exc
         except EOFError as exc:
             raise UndecodableEvent(
                 f"truncated {_label(writer)} body: the data ends before the record does"

@@ -63,7 +63,7 @@ COMMON_FIELDS = [
 
 def one_of_each() -> list[EventBase]:
     """Every event type, with its optional fields set where it has any."""
-    w = {"execution_id": EID, "attempt": 1}
+    w: dict[str, Any] = {"execution_id": EID, "attempt": 1}
     return [
         ExecutionSubmitted(
             execution_id=EID,
@@ -330,17 +330,19 @@ def test_constructing_an_event_fills_id_time_and_type() -> None:
     assert before <= event.occurred_at <= datetime.now(UTC)
 
 
+def _chunk(**changes: Any) -> dict[str, Any]:
+    fields = {"execution_id": EID, "attempt": 1, "seq": 1, "step": "run", "chunk_index": 0}
+    return fields | {"stream": Stream.STDOUT, "content": ""} | changes
+
+
 def test_model_rules_that_avro_cannot_say() -> None:
+    naive = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
     with pytest.raises(ValidationError, match="timezone"):
-        StepStarted(
-            execution_id=EID, attempt=1, seq=1, step="run", occurred_at=datetime(2026, 1, 1)
-        )  # noqa: DTZ001
+        StepStarted(execution_id=EID, attempt=1, seq=1, step="run", occurred_at=naive)
     with pytest.raises(ValidationError, match="attempt"):
-        LogChunk(execution_id=EID, attempt=0, seq=1, step="run", stream=Stream.STDOUT,
-                 chunk_index=0, content="")  # fmt: skip
+        LogChunk(**_chunk(attempt=0))
     with pytest.raises(ValidationError, match="at most 65536 bytes"):
-        LogChunk(execution_id=EID, attempt=1, seq=1, step="run", stream=Stream.STDOUT,
-                 chunk_index=0, content="é" * (LOG_CHUNK_MAX_BYTES // 2 + 1))  # fmt: skip
+        LogChunk(**_chunk(content="é" * (LOG_CHUNK_MAX_BYTES // 2 + 1)))
     with pytest.raises(ValidationError, match="Input should be 0"):
         ExecutionSubmitted(execution_id=EID, attempt=1, language="c", source="")  # type: ignore[arg-type]
 
@@ -394,6 +396,12 @@ def test_the_worked_example_in_the_docs_decodes_to_what_the_docs_say() -> None:
     assert isinstance(event, ExecutionSubmitted)
     assert event.event_id in text and event.execution_id in text
     assert data[2:10].hex(" ") in text.replace("\n", " ")
+
+
+def test_the_docs_list_the_fingerprint_of_every_schema() -> None:
+    text = (REPO_ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    for version in default_registry():
+        assert f"`{version.fingerprint.hex(' ')}`" in text, version.path.name
 
 
 # --- bad input ---------------------------------------------------------------------------------
