@@ -101,6 +101,7 @@ up() {
     say docker "starting dockerd (log: $LOG_FILE)"
     # Without job control a background job is not a process-group leader, so setsid does not
     # fork: $! is dockerd's own pid.
+    echo "--- $(date -u +%FT%TZ) started by scripts/stack/docker.sh" >>"$LOG_FILE"
     setsid dockerd </dev/null >>"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
@@ -149,7 +150,7 @@ status() {
     say docker "running (server $(server_version), $who)"
   else
     say docker "stopped"
-    return 3
+    exit 3
   fi
 }
 

@@ -248,7 +248,7 @@ build_runtime() {
       --label "$LABEL_NS.dockerfile-sha256=$(dockerfile_sha "$name")" \
       --label "$LABEL_NS.base-image-id=$(image_id "$BASE_TAG")" \
       -t "$tag" "$RUNTIMES_DIR/$name" 2>&1 \
-      | sed -u '/^DEPRECATED: The legacy builder/,/docs.docker.com\/go\/buildx/d' \
+      | sed -u '1,6{/^DEPRECATED: The legacy builder/d;/^            /d;/^$/d}' \
       | tee "$IMAGES_STATE/build-$name.log" | prefix "$name"; then
     say images "building $tag failed; see $IMAGES_STATE/build-$name.log"
     exit 1
@@ -282,7 +282,7 @@ status() {
   local rc=0 name tag state
   if ! docker info >/dev/null 2>&1; then
     say images "docker does not answer; image state unknown"
-    return 3
+    exit 3
   fi
   if base_current; then
     say images "$BASE_TAG present ($(image_size "$BASE_TAG"))"
@@ -300,7 +300,7 @@ status() {
       *) say images "$tag missing"; rc=3 ;;
     esac
   done
-  return $rc
+  exit $rc
 }
 
 case "${1:-}" in
