@@ -49,7 +49,7 @@ run: venv stack-up ## Run the service in the foreground against the local stack 
 	$(BIN)/coderunner serve
 
 bench: venv stack-up ## Benchmarks: the service against the bare docker SDK baseline, same run
-	$(BIN)/python -m coderunner.bench
+	$(BIN)/python -m bench.execution
 
 clean: ## Remove the virtualenv and caches (the stack's state in .stack/ stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -175,3 +175,7 @@ def _show_progress(event: Any) -> None:
         print(f"rejected: {event.field}: {event.reason}", file=sys.stderr)
     elif kind == "ExecutionCompleted":
         print(f"verdict: {event.verdict.value}" + (f" — {event.message}" if event.message else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Verdict(StrEnum):
@@ -27,15 +27,19 @@ class Stream(StrEnum):
 
 
 class Limits(BaseModel):
-    """Resource limits of one run. On a submission every field is optional (None = default)."""
+    """Resource limits of one run. On a submission every field is optional (None = default).
+
+    Ranges are checked by the pipeline's validation, so a bad value becomes a rejection that
+    names the field, not an undecodable event.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    wall_time_ms: int | None = Field(default=None, ge=1)
-    cpu_time_ms: int | None = Field(default=None, ge=1)
-    memory_mb: int | None = Field(default=None, ge=4)
-    processes: int | None = Field(default=None, ge=1)
-    output_bytes: int | None = Field(default=None, ge=1)
+    wall_time_ms: int | None = None
+    cpu_time_ms: int | None = None
+    memory_mb: int | None = None
+    processes: int | None = None
+    output_bytes: int | None = None
 
 
 class AppliedLimits(BaseModel):

@@ -11,6 +11,7 @@ a bug in our code                     -> INTERNAL_ERROR for the execution + dead
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -109,7 +110,7 @@ class SubmissionHandler:
             await asyncio.sleep(self._retry_delay * min(2**failures, 30))
             attempt += 1
             await _until_available(
-                lambda n=attempt: self._claims.next_attempt(submission.execution_id, n)
+                functools.partial(self._claims.next_attempt, submission.execution_id, attempt)
             )
 
     async def _internal_error(

@@ -1,0 +1,1 @@
+"""Benchmarks: the service measured against bare baselines, in the same run."""

@@ -1,0 +1,136 @@
+"""End-to-end execution latency and throughput, against the bare docker SDK baseline.
+
+The baseline is the least any service can do for one execution: create, start, wait for, read
+the logs of and remove one container running the same program with the same lock-down.
+Both are measured in the same run, interleaved, because these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+
+from coderunner.languages import languages
+from coderunner.settings import Settings
+from coderunner.streams.client import ExecutionClient, new_submission
+from tests.integration.workers import WorkerProcess, isolated_settings
+
+HELLO = "print('hello')"
+
+
+def baseline_once(client: docker.DockerClient, image: str) -> float:
+    """One bare execution; returns seconds."""
+    started = time.perf_counter()
+    container = client.containers.create(
+        image,
+        ["python3", "-c", HELLO],
+        network_mode="none",
+        read_only=True,
+        tmpfs={"/work": "rw,exec,size=64m,uid=65534,gid=65534"},
+        working_dir="/work",
+        user="65534:65534",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit="256m",
+        memswap_limit="256m",
+        pids_limit=64,
+        nano_cpus=1_000_000_000,
+    )
+    try:
+        container.start()
+        container.wait()
+        output = container.logs()
+    finally:
+        container.remove(force=True)
+    assert output == b"hello\n", output
+    return time.perf_counter() - started
+
+
+async def service_once(client: ExecutionClient) -> float:
+    started = time.perf_counter()
+    submission = new_submission("python", HELLO)
+    await client.submit(submission)
+    done = await client.wait(submission.execution_id)
+    assert done.verdict == "ACCEPTED", done
+    return time.perf_counter() - started
+
+
+async def service_parallel(client: ExecutionClient, total: int, in_flight: int) -> tuple[list[float], float]:
+    """`total` executions with at most `in_flight` outstanding; latencies and wall time."""
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one() -> float:
+        async with gate:
+            return await service_once(client)
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(one() for _ in range(total)))
+    return list(latencies), time.perf_counter() - started
+
+
+def baseline_parallel(image: str, total: int, in_flight: int) -> tuple[list[float], float]:
+    clients = [docker.from_env() for _ in range(in_flight)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(in_flight) as pool:
+        latencies = list(pool.map(lambda i: baseline_once(clients[i % in_flight], image), range(total)))
+    elapsed = time.perf_counter() - started
+    for c in clients:
+        c.close()
+    return latencies, elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
+
+
+async def main(runs: int, parallel_total: int, in_flight: int) -> None:
+    settings: Settings = isolated_settings(sandbox_max_in_flight=in_flight)
+    image = languages()["python"].image(settings.sandbox_image_set)
+    docker_client = docker.from_env()
+    log = Path(tempfile.mkdtemp()) / "bench-worker.log"
+    worker = WorkerProcess(settings, log).start()
+    try:
+        async with ExecutionClient(settings) as client:
+            for _ in range(3):  # warm-up: images in page cache, connections open
+                baseline_once(docker_client, image)
+                await service_once(client)
+            base_seq, svc_seq = [], []
+            for _ in range(runs):  # interleaved, so drift hits both alike
+                base_seq.append(baseline_once(docker_client, image))
+                svc_seq.append(await service_once(client))
+            base_par, base_wall = baseline_parallel(image, parallel_total, in_flight)
+            svc_par, svc_wall = await service_parallel(client, parallel_total, in_flight)
+    finally:
+        worker.stop()
+        docker_client.close()
+    rows = [
+        ("sequential p50 (ms)", pct(base_seq, 0.5), pct(svc_seq, 0.5)),
+        ("sequential p95 (ms)", pct(base_seq, 0.95), pct(svc_seq, 0.95)),
+        (f"{in_flight} in flight p50 (ms)", pct(base_par, 0.5), pct(svc_par, 0.5)),
+        (f"{in_flight} in flight p95 (ms)", pct(base_par, 0.95), pct(svc_par, 0.95)),
+        ("throughput (exec/s)", parallel_total / base_wall, parallel_total / svc_wall),
+    ]
+    print(f"\npython hello world, {runs} sequential runs each (interleaved), "
+          f"{parallel_total} runs at {in_flight} in flight")
+    print(f"{'':28}{'bare docker SDK':>16}{'coderunner':>12}{'ratio':>8}")
+    for name, base, svc in rows:
+        print(f"{name:28}{base:16.1f}{svc:12.1f}{svc / base:8.2f}")
+    print(f"(sequential medians: baseline {statistics.median(base_seq) * 1000:.1f} ms, "
+          f"service {statistics.median(svc_seq) * 1000:.1f} ms)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--parallel-total", type=int, default=60)
+    parser.add_argument("--in-flight", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.parallel_total, args.in_flight))
