@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command is _submit:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)  # keep the program's output clean
     result: int = args.command(settings, args)
     return result
 
@@ -69,8 +71,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     from coderunner.projections.database import describe_dsn
+    from coderunner.streams.topics import ensure_topics
     from coderunner.streams.worker import build_worker
 
+    asyncio.run(ensure_topics(settings))
     app, service = build_worker(settings)
     print(
         "coderunner: starting\n"

@@ -60,7 +60,9 @@ class ExecutionPipeline:
         if plan is None:
             return None
         await emit(ev.StepStarted, step="prepare")
-        session = await self._sandbox.open(plan.language, plan.files, _container_limits(plan))
+        session = await self._sandbox.open(
+            plan.language, plan.files, _container_limits(plan), execution_id=submission.execution_id
+        )
         try:
             await emit(
                 ev.ExecutionAccepted,

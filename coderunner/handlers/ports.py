@@ -68,7 +68,12 @@ class SandboxSession(Protocol):
 
 class Sandbox(Protocol):
     async def open(
-        self, language: Language, files: dict[str, bytes], limits: AppliedLimits
+        self,
+        language: Language,
+        files: dict[str, bytes],
+        limits: AppliedLimits,
+        *,
+        execution_id: str | None = None,
     ) -> SandboxSession:
         """Create and start a fresh container for this language with files in its work dir.
 

@@ -110,5 +110,8 @@ def apply_limits(
             raise InvalidSubmission(
                 f"limits.{name}", f"{asked} is above the server maximum {ceiling}"
             )
+        floor = _LIMIT_FLOORS.get(name, 1)
+        if asked is not None and asked < floor:
+            raise InvalidSubmission(f"limits.{name}", f"{asked} is below the minimum {floor}")
         values[name] = asked if asked is not None else min(getattr(defaults, name), ceiling)
     return AppliedLimits(**values)

@@ -1,0 +1,44 @@
+"""Creates the service's topics where the broker allows it (Event Hubs: create them in Azure)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from coderunner.settings import Settings
+from coderunner.streams.kafka_config import aiokafka_kwargs
+
+log = logging.getLogger(__name__)
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [
+        settings.kafka_topic_submissions,
+        settings.kafka_topic_events,
+        settings.kafka_topic_deadletter,
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics (partitions from settings, retention left to the broker).
+
+    Returns the names created. Existing topics are never changed: repartitioning a live topic
+    would break per-execution ordering.
+    """
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topic_names(settings) if name not in existing]
+        if missing:
+            new = [NewTopic(n, settings.kafka_topic_partitions, replication_factor=1) for n in missing]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+            log.info("created topics %s", ", ".join(missing))
+        return missing
+    finally:
+        await admin.close()
