@@ -76,24 +76,13 @@ class ExecutionPipeline:
             )
             await emit(ev.StepCompleted, **_step_done("prepare", started))
             outcome = await self._compile_and_run(submission, plan, session, emit)
+            verdict = overall_verdict(outcome.verdicts)
+            # Announced before the container is removed: removal is off the user's wait.
+            await emit(
+                ev.ExecutionCompleted, **_completion(submission, outcome, verdict, started, session)
+            )
         finally:
             await session.close()
-        verdict = overall_verdict(outcome.verdicts)
-        await emit(
-            ev.ExecutionCompleted,
-            verdict=verdict,
-            message=outcome.message,
-            exit_code=outcome.last.exit_code if outcome.last else None,
-            signal=outcome.last.signal if outcome.last else None,
-            tests_passed=outcome.tests_passed,
-            tests_total=len(submission.tests),
-            duration_us=_elapsed_us(started),
-            compile_time_us=outcome.compile_time_us,
-            run_time_us=outcome.run_time_us,
-            peak_memory_kb=outcome.last.peak_memory_kb if outcome.last else None,
-            image=session.info.image,
-            image_digest=session.info.image_digest,
-        )
         return verdict
 
     async def _validate(
@@ -224,6 +213,30 @@ class ExecutionPipeline:
             signal=result.signal,
         )
         return result
+
+
+def _completion(
+    submission: ev.ExecutionSubmitted,
+    outcome: _Outcome,
+    verdict: Verdict,
+    started: float,
+    session: SandboxSession,
+) -> dict[str, object]:
+    last = outcome.last
+    return {
+        "verdict": verdict,
+        "message": outcome.message,
+        "exit_code": last.exit_code if last else None,
+        "signal": last.signal if last else None,
+        "tests_passed": outcome.tests_passed,
+        "tests_total": len(submission.tests),
+        "duration_us": _elapsed_us(started),
+        "compile_time_us": outcome.compile_time_us,
+        "run_time_us": outcome.run_time_us,
+        "peak_memory_kb": last.peak_memory_kb if last else None,
+        "image": session.info.image,
+        "image_digest": session.info.image_digest,
+    }
 
 
 def _container_limits(plan: ExecutionPlan) -> AppliedLimits:

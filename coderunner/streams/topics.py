@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -33,11 +34,10 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
         if missing:
-            new = [NewTopic(n, settings.kafka_topic_partitions, replication_factor=1) for n in missing]
-            try:
+            partitions = settings.kafka_topic_partitions
+            new = [NewTopic(n, partitions, replication_factor=1) for n in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them first
             log.info("created topics %s", ", ".join(missing))
         return missing
     finally:

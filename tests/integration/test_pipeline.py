@@ -79,6 +79,15 @@ def managed_containers(execution_id: str) -> list[Any]:
         client.close()
 
 
+async def until_removed(execution_id: str, within: float = 10.0) -> None:
+    """The container goes right after the verdict is announced; give the engine a moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while managed_containers(execution_id):
+        assert loop.time() < deadline, f"container of {execution_id} still there after {within} s"
+        await asyncio.sleep(0.2)
+
+
 # --- every language ---------------------------------------------------------------------------
 
 
@@ -230,7 +239,7 @@ async def test_hostile_program_gets_its_verdict_and_harms_nothing(
         assert done.verdict is verdict, (done.message, stdout_of(events)[-200:])
     else:
         assert done.verdict is not Verdict.INTERNAL_ERROR
-    assert managed_containers(hostile.execution_id) == []
+    await until_removed(hostile.execution_id)
     follow_up = new_submission("python", "print(input()[::-1])", stdin="olleh")
     [events] = await run_all(client, [follow_up])
     assert (terminal(events).verdict, stdout_of(events)) == (Verdict.ACCEPTED, "hello\n")
