@@ -2,21 +2,29 @@
 
 Design (measured on Docker 20.10, cgroup v1): a `docker exec` costs ~55 ms (runc starts a
 process in the container), about a third of a whole bare `docker run`. So the container's PID 1
-is a small bash supervisor (`SUPERVISOR`) that the session talks to over the container's
-attached stdin/stdout/stderr; files, stdin and every run go through that one stream and no
-exec is needed at all:
-
-    host -> stdin    F <nonce> <n>\\n <n bytes of tar>          put files into /work
-                     R <nonce> <n> <wall s> <cpu s> <argv>\\n <n bytes of stdin>
-                     Q\\n                                        exit (close)
-    stdout, stderr   the program's output, then on both streams the reply line
-                     \\x1e<nonce> <status> [<wall us> <cpu ns> <oom kills> <peak bytes>]\\n
+is a small bash supervisor (see `supervisor`, which also holds the protocol) that the session
+talks to over the container's attached stdin/stdout/stderr; files, stdin and every run go
+through that one stream and no exec is needed at all.
 
 PID 1 is immune to every signal a program can send it (the kernel drops signals to a PID
-namespace's init that it has no handler for), so after each run it can always SIGKILL every
+namespace's init that it has no handler for, and it ignores those bash would handle), so after
+each run it can always SIGKILL every
 process the program left behind (`kill -9 -1`) and reap them. The host side enforces what a
 program could still escape: the output cap and a wall-clock backstop (SIGUSR1 to PID 1 through
 the engine, which makes the supervisor kill the run; then removing the container).
+
+A container never outlives its worker for long, and a worker never touches another live
+worker's containers (several may share one engine):
+- the engine closes the supervisor's stdin when the worker's attach connection ends (the
+  container is created with StdinOnce), so a killed worker's idle supervisor exits at once
+  (measured: the container is gone ~50 ms after a kill -9), a busy one when its run ends; the
+  engine then removes the container (AutoRemove);
+- the supervisor exits on its own after `lifetime_s` (the longest a legitimate session can
+  take), in case the end of the connection never reaches it (e.g. a worker host that vanished
+  from the network);
+- containers are labelled with the worker's host name and pid: `remove_leftovers()` at a
+  worker's start removes those of this host whose worker process is gone. Only this catches a
+  supervisor that a program froze (ptrace, a stopped `timeout`) just as its worker died.
 """
 
 from __future__ import annotations
@@ -25,19 +33,16 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import io
 import logging
 import math
+import os
 import secrets
 import socket
-import struct
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 import docker
@@ -50,266 +55,49 @@ from coderunner.errors import InvalidSubmission, SandboxError
 from coderunner.handlers.ports import OutputSink, ProcessResult, SandboxInfo
 from coderunner.languages import Language
 from coderunner.sandbox.docker_engine import docker_client
+from coderunner.sandbox.supervisor import (
+    QUIT,
+    SIGKILL,
+    WORK_DIR,
+    WORK_DIR_BYTES,
+    ReplyReader,
+    RunOutcome,
+    files_command,
+    memory_bytes,
+    process_result,
+    run_command,
+    supervisor_command,
+    tar_archive,
+)
 from coderunner.settings import ImageSet, Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-WORK_DIR = "/work"
-WORK_DIR_BYTES = 64 * 1024 * 1024  # tmpfs size; also the largest file a program may write
 SHM_BYTES = 16 * 1024 * 1024
 OPEN_FILES = 256
 SANDBOX_USER = "65534:65534"  # nobody:nogroup, owner of the /work tmpfs
-MIN_MEMORY_BYTES = 6 * 1024 * 1024  # the engine refuses less
 # During a run, PID 1 and `timeout` count against the pids limit besides the program; before
 # it, storing stdin or files takes PID 1 and up to 4 helpers (head, a subshell, cat/tar, cat).
 RUN_OVERHEAD_PROCESSES = 2
 MIN_PIDS = 6
 LABEL_MANAGED = "coderunner.managed"
 LABEL_EXECUTION = "coderunner.execution"
+LABEL_WORKER_HOST = "coderunner.worker.host"  # settings.worker_name
+LABEL_WORKER_PID = "coderunner.worker.pid"  # the worker process on that host
 BACKSTOP_GRACE_S = 1.0  # past the wall limit: ask PID 1 (SIGUSR1) to kill the run
 REMOVE_GRACE_S = 2.0  # past that: remove the container
 SETUP_TIMEOUT_S = 30.0  # start-up and file delivery
 QUIT_TIMEOUT_S = 2.0
-REPLY_MARK = b"\x1e"
-SIGXCPU = 24
-SIGKILL = 9
+# Added to the supervisor's lifetime for the host's own work between runs (publishing events,
+# engine calls): generous, since a healthy session cut short fails its attempt.
+LIFETIME_SLACK_S = 300.0
 _RECV_BYTES = 64 * 1024
 _CONTROL_OUTPUT_BYTES = 64 * 1024
 
-# PID 1 of every sandbox container. Kept fork-free where it matters: builtins only, except
-# `timeout` (the run), and head/cat/tar (stdin and files, before any program runs).
-SUPERVISOR = r"""
-trap '' INT
-trap 'hit=1; reap' USR1
-reap() { local i=0; while kill -9 -1 2>/dev/null && ((++i < 100000)); do :; done; }
-drain() {
-  local i=0; while ((i++ < 64)) && read -r -t 0; do read -r -N 65536 -t 0.05 _ || break; done
-}
-reply() { printf '\036%s %s\n' "$nonce" "$*"; printf '\036%s %s\n' "$nonce" "$*" >&2; }
-field() { local k v; val=-; while read -r k v; do [[ $k == "$2" ]] && val=$v; done < "$1"; }
-stats() {  # cgroup v1, else v2: CPU ns used, OOM kills, peak memory bytes ("-": unknown)
-  local g=/sys/fs/cgroup m=/sys/fs/cgroup/memory; cpu=- oom=- peak=- val=-
-  if [[ -r $g/cpuacct/cpuacct.usage ]]; then read -r cpu < $g/cpuacct/cpuacct.usage
-  elif [[ -r $g/cpu.stat ]]; then
-    field $g/cpu.stat usage_usec; [[ $val == - ]] || cpu=$((val * 1000))
-  fi
-  if [[ -r $m/memory.oom_control ]]; then field $m/memory.oom_control oom_kill; oom=$val
-  elif [[ -r $g/memory.events ]]; then field $g/memory.events oom_kill; oom=$val; fi
-  if [[ -r $m/memory.max_usage_in_bytes ]]; then read -r peak < $m/memory.max_usage_in_bytes
-  elif [[ -r $g/memory.peak ]]; then read -r peak < $g/memory.peak; fi
-}
-run() {
-  local n=$1 wall=$2 cpulim=$3 in=/dev/null st t0 t1 c0
-  eval "set -- $4"
-  if ((n > 0)); then
-    in=/work/.coderunner-stdin
-    # Always consume exactly n bytes, even when the file can't take them (the next command
-    # follows on the same stream).
-    if ! head -c "$n" | { cat > "$in"; s=$?; cat > /dev/null; exit $s; }; then
-      rm -f -- "$in"; reply stdin; return
-    fi
-  fi
-  exec 3< "$in"
-  [[ $in == /dev/null ]] || rm -f -- "$in"
-  stats; c0=$cpu
-  t0=$EPOCHREALTIME
-  (trap - INT; ulimit -S -t "$cpulim" && ulimit -H -t $((cpulim + 1)) || exit 125
-   exec timeout -s KILL "$wall" "$@" <&3 3<&-) &
-  job=$!
-  exec 3<&-
-  while :; do hit=0; wait "$job" 2>/dev/null; st=$?; ((hit)) || break; done
-  t1=$EPOCHREALTIME
-  reap; drain; stats
-  if [[ $c0 == - || $cpu == - ]]; then cpu=-; else cpu=$((cpu - c0)); fi
-  reply "$st" $((${t1/[.,]/} - ${t0/[.,]/})) "$cpu" "$oom" "$peak"
-}
-while :; do
-  read -r op nonce a b c rest || { (($? > 128)) && continue; exit 0; }
-  case $op in
-  R) run "$a" "$b" "$c" "$rest" ;;
-  F) head -c "$a" | { tar -x -C /work -f -; s=$?; cat > /dev/null; exit $s; }; reply $? ;;
-  Q) exit 0 ;;
-  *) exit 2 ;;
-  esac
-done
-"""
-
 _WRECKED = "an earlier run broke out of its limits and the sandbox was torn down"
 _WORK_DIR_OWNER = "uid=65534,gid=65534,mode=0700"
-_SAFE_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%")
-_STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
-
-
-# --- The protocol, without I/O ------------------------------------------------------------------
-
-
-def shell_word(arg: str) -> str:
-    """One argv element as a bash word: plain when harmless, else $'\\xHH' bytes (no injection)."""
-    raw = arg.encode()
-    if b"\0" in raw:
-        raise InvalidSubmission("argv", f"{arg!r} contains a NUL byte")
-    if raw and all(b in _SAFE_BYTES for b in raw):
-        return arg
-    return "$'" + "".join(chr(b) if b in _SAFE_BYTES else f"\\x{b:02x}" for b in raw) + "'"
-
-
-def run_command(nonce: str, argv: Sequence[str], stdin_bytes: int, limits: AppliedLimits) -> bytes:
-    """The R line; the stdin bytes follow it on the stream."""
-    if not argv:
-        raise InvalidSubmission("argv", "must name a program")
-    wall_s = f"{limits.wall_time_ms / 1000:.3f}"
-    cpu_s = max(1, math.ceil(limits.cpu_time_ms / 1000))  # RLIMIT_CPU counts whole seconds
-    words = " ".join(shell_word(a) for a in argv)
-    return f"R {nonce} {stdin_bytes} {wall_s} {cpu_s} {words}\n".encode()
-
-
-def tar_archive(files: Mapping[str, bytes]) -> bytes:
-    """The files as a tar stream for `tar -x -C /work`; names must stay inside the work dir."""
-    buffer = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in files.items():
-            path = PurePosixPath(name)
-            if not name or "\0" in name or path.is_absolute() or ".." in path.parts:
-                raise InvalidSubmission("files", f"{name!r} must be a relative path in {WORK_DIR}")
-            info = tarfile.TarInfo(str(path))
-            info.size, info.mode, info.mtime = len(data), 0o644, now
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-class ReplyReader:
-    """Splits the attach stream into program output (within the cap) and the supervisor's reply.
-
-    Feed it raw bytes as they arrive; it returns the output pieces to forward. A stream is done
-    once the reply line with this run's nonce came through it; the run is done when both are.
-    """
-
-    def __init__(self, nonce: str, output_cap: int) -> None:
-        self._marker = REPLY_MARK + nonce.encode() + b" "
-        self._frames = bytearray()
-        self._pending = {1: bytearray(), 2: bytearray()}
-        self._replies: dict[int, bytes] = {}
-        self._room = output_cap
-        self.captured = {Stream.STDOUT: bytearray(), Stream.STDERR: bytearray()}
-        self.cap_exceeded = False
-
-    @property
-    def done(self) -> bool:
-        return len(self._replies) == 2
-
-    @property
-    def reply(self) -> list[str]:
-        return self._replies.get(2, self._replies.get(1, b"")).decode(errors="replace").split()
-
-    def feed(self, data: bytes) -> list[tuple[Stream, bytes]]:
-        self._frames += data
-        out: list[tuple[Stream, bytes]] = []
-        while len(self._frames) >= 8:
-            kind, size = struct.unpack_from(">BxxxL", self._frames)
-            if len(self._frames) < 8 + size:
-                break
-            payload = bytes(self._frames[8 : 8 + size])
-            del self._frames[: 8 + size]
-            if kind in _STREAMS and kind not in self._replies:
-                out.extend(self._admit(kind, self._scan(kind, payload)))
-        return out
-
-    def _scan(self, kind: int, payload: bytes) -> bytes:
-        """Output that is certainly not part of the reply; keeps back a possible reply prefix."""
-        pending = self._pending[kind]
-        pending += payload
-        at = pending.find(self._marker)
-        if at >= 0:
-            end = pending.find(b"\n", at)
-            if end >= 0:
-                self._replies[kind] = bytes(pending[at + len(self._marker) : end])
-            keep = len(pending) - at
-        else:
-            keep = _marker_prefix_at_end(pending, self._marker)
-        output = bytes(pending[: len(pending) - keep])
-        del pending[: len(pending) - keep]
-        return output
-
-    def _admit(self, kind: int, data: bytes) -> list[tuple[Stream, bytes]]:
-        if not data:
-            return []
-        taken = data[: self._room]
-        self._room -= len(taken)
-        self.cap_exceeded = self.cap_exceeded or len(taken) < len(data)
-        if not taken:
-            return []
-        stream = _STREAMS[kind]
-        self.captured[stream] += taken
-        return [(stream, taken)]
-
-
-def _marker_prefix_at_end(data: bytearray, marker: bytes) -> int:
-    """Length of the longest tail of data that could be the start of the marker."""
-    start = data.rfind(REPLY_MARK, max(0, len(data) - len(marker) + 1))
-    if start >= 0 and marker.startswith(data[start:]):
-        return len(data) - start
-    return 0
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """What the host saw of one run, besides the reply."""
-
-    reply: list[str]  # empty when no reply came (the run was killed from outside)
-    host_wall_ms: int
-    cap_exceeded: bool
-    backstop: bool  # the host had to kill the run past the wall-clock limit
-    stdout: bytes
-    stderr: bytes
-
-
-def process_result(
-    outcome: RunOutcome, limits: AppliedLimits, oom_kills_before: int
-) -> tuple[ProcessResult, int]:
-    """The run's result from the supervisor's reply; also returns the OOM-kill counter now."""
-    status, wall_us, cpu_ns, oom_kills, peak = (_number(outcome.reply, i) for i in range(5))
-    exit_code, signal = (None, SIGKILL) if status is None else _exit_status(status)
-    wall_ms = outcome.host_wall_ms if wall_us is None else wall_us // 1000
-    cpu_ms = None if cpu_ns is None else cpu_ns // 1_000_000
-    killed = signal == SIGKILL
-    timed_out = (
-        outcome.backstop
-        or signal == SIGXCPU
-        or (cpu_ms is not None and cpu_ms >= limits.cpu_time_ms)
-        or (killed and wall_ms >= limits.wall_time_ms)
-    )
-    oom_now = oom_kills_before if oom_kills is None else oom_kills
-    result = ProcessResult(
-        exit_code=exit_code,
-        signal=signal,
-        wall_time_ms=wall_ms,
-        timed_out=timed_out,
-        oom_killed=oom_now > oom_kills_before,
-        output_limit_exceeded=outcome.cap_exceeded,
-        stdout=outcome.stdout,
-        stderr=outcome.stderr,
-        peak_memory_kb=None if peak is None else peak // 1024,
-    )
-    return result, oom_now
-
-
-def _exit_status(status: int) -> tuple[int | None, int | None]:
-    """Shell convention: a status above 128 means killed by signal status-128."""
-    return (None, status - 128) if status > 128 else (status, None)
-
-
-def _number(fields: list[str], index: int) -> int | None:
-    """A reply field; "-" (the engine did not say) and missing fields are None."""
-    text = fields[index] if index < len(fields) else "-"
-    return int(text) if text.isdigit() else None
-
-
-def memory_bytes(memory_mb: int) -> int:
-    return max(memory_mb * 1024 * 1024, MIN_MEMORY_BYTES)
-
 
 # --- The engine ---------------------------------------------------------------------------------
 
@@ -359,14 +147,29 @@ class DockerSandbox:
             raise
         return session
 
+    def lifetime_s(self, limits: AppliedLimits) -> int:
+        """How long a container's supervisor lives at most: a compile and the most tests a
+        submission may have, each to its wall limit and the host's backstops, plus slack."""
+        runs = max(self._settings.sandbox_max_tests, 1) + 1
+        per_run_s = limits.wall_time_ms / 1000 + BACKSTOP_GRACE_S + REMOVE_GRACE_S
+        return math.ceil(SETUP_TIMEOUT_S + runs * per_run_s + LIFETIME_SLACK_S)
+
     async def remove_leftovers(self, execution_id: str | None = None) -> int:
-        """Remove every container this service labelled (after a crash); returns how many."""
+        """Remove containers left behind; returns how many.
+
+        With an execution id: that execution's containers, whoever made them. Without (at a
+        worker's start): this host's containers whose worker process is gone — never those of
+        a live worker sharing the engine, nor this process's own.
+        """
         labels = [f"{LABEL_MANAGED}=true"]
         if execution_id is not None:
             labels.append(f"{LABEL_EXECUTION}={execution_id}")
-        found = await self.call(
-            functools.partial(self.api.containers, all=True, quiet=True, filters={"label": labels})
-        )
+        else:
+            labels.append(f"{LABEL_WORKER_HOST}={self._settings.worker_name}")
+        listing = functools.partial(self.api.containers, all=True, filters={"label": labels})
+        found = await self.call(listing)
+        if execution_id is None:
+            found = [entry for entry in found if _owner_gone(entry.get("Labels") or {})]
         for entry in found:
             await self.call(functools.partial(self.remove_container, entry["Id"]))
         if found:
@@ -400,23 +203,7 @@ class DockerSandbox:
 
     def _start_container(self, image: str, limits: AppliedLimits, label: str) -> _Container:
         image_id, digest = self._resolve_image(image)
-        try:
-            created = self.api.create_container(
-                image_id,
-                command=["bash", "-c", SUPERVISOR, "coderunner-supervisor"],
-                user=SANDBOX_USER,
-                working_dir=WORK_DIR,
-                environment={"HOME": WORK_DIR, "TMPDIR": WORK_DIR},
-                stdin_open=True,
-                network_disabled=True,
-                labels={LABEL_MANAGED: "true", LABEL_EXECUTION: label},
-                host_config=self._host_config(limits),
-            )
-        except (DockerException, requests.RequestException) as exc:
-            raise SandboxError(
-                f"the Docker engine could not create a container of {image}: {exc}"
-            ) from exc
-        container_id = created["Id"]
+        container_id = self._create(image_id, image, limits, label)
         try:
             sock = self.api.attach_socket(
                 container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -431,6 +218,33 @@ class DockerSandbox:
         raw.settimeout(None)  # runs are bounded by our own deadlines, not the client's timeout
         return _Container(container_id, raw, SandboxInfo(image, digest), label)
 
+    def _create(self, image_id: str, image: str, limits: AppliedLimits, label: str) -> str:
+        labels = {
+            LABEL_MANAGED: "true",
+            LABEL_EXECUTION: label,
+            LABEL_WORKER_HOST: self._settings.worker_name,
+            LABEL_WORKER_PID: str(os.getpid()),
+        }
+        try:
+            created = self.api.create_container(
+                image_id,
+                command=supervisor_command(self.lifetime_s(limits)),
+                user=SANDBOX_USER,
+                working_dir=WORK_DIR,
+                environment={"HOME": WORK_DIR, "TMPDIR": WORK_DIR},
+                # With stdin_open (and not detached) the SDK sets StdinOnce: the engine closes
+                # the supervisor's stdin when our attach connection ends.
+                stdin_open=True,
+                network_disabled=True,
+                labels=labels,
+                host_config=self._host_config(limits),
+            )
+        except (DockerException, requests.RequestException) as exc:
+            raise SandboxError(
+                f"the Docker engine could not create a container of {image}: {exc}"
+            ) from exc
+        return str(created["Id"])
+
     def _resolve_image(self, image: str) -> tuple[str, str]:
         """The image id to create from (so the digest we report is what runs) and its digest."""
         try:
@@ -444,10 +258,14 @@ class DockerSandbox:
 
     def _host_config(self, limits: AppliedLimits) -> Any:
         memory = memory_bytes(limits.memory_mb)
+        # tmpfs pages are charged to the container's memory: keep the work dir at most half of
+        # it, so filling the disk fails as a full disk (ENOSPC/EFBIG), not as an OOM kill.
+        work_bytes = min(WORK_DIR_BYTES, memory // 2)
         return self.api.create_host_config(
+            auto_remove=True,  # a container whose supervisor exited goes, even if we are gone
             network_mode="none",
             read_only=True,
-            tmpfs={WORK_DIR: f"rw,exec,nosuid,nodev,size={WORK_DIR_BYTES},{_WORK_DIR_OWNER}"},
+            tmpfs={WORK_DIR: f"rw,exec,nosuid,nodev,size={work_bytes},{_WORK_DIR_OWNER}"},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             pids_limit=max(limits.processes + RUN_OVERHEAD_PROCESSES, MIN_PIDS),
@@ -456,7 +274,7 @@ class DockerSandbox:
             nano_cpus=1_000_000_000,
             shm_size=SHM_BYTES,
             ulimits=[
-                Ulimit(name="fsize", soft=WORK_DIR_BYTES, hard=WORK_DIR_BYTES),
+                Ulimit(name="fsize", soft=work_bytes, hard=work_bytes),
                 Ulimit(name="nofile", soft=OPEN_FILES, hard=OPEN_FILES),
                 Ulimit(name="core", soft=0, hard=0),
             ],
@@ -471,7 +289,8 @@ class DockerSandbox:
             pass
         except docker.errors.APIError as exc:
             if exc.status_code == 409 and "in progress" in str(exc):
-                return  # someone else is removing it right now
+                self._wait_removed(container_id)  # the engine's auto-remove, or another caller
+                return
             raise SandboxError(
                 f"could not remove sandbox container {container_id[:12]}: {exc}"
             ) from exc
@@ -479,6 +298,11 @@ class DockerSandbox:
             raise SandboxError(
                 f"could not remove sandbox container {container_id[:12]}: {exc}"
             ) from exc
+
+    def _wait_removed(self, container_id: str) -> None:
+        """Until the container is gone (or QUIT_TIMEOUT_S passed): removal is not instant."""
+        with contextlib.suppress(DockerException, requests.RequestException):
+            self.api.wait(container_id, timeout=QUIT_TIMEOUT_S, condition="removed")
 
     def _discard(self, container: _Container) -> None:
         _close_socket(container.sock)
@@ -494,6 +318,20 @@ def _missing_image_message(image: str, settings: Settings) -> str:
     else:
         how = f"pull it with `docker pull {image}`"
     return f"image {image} not found on the Docker engine — {how}"
+
+
+def _owner_gone(labels: Mapping[str, str]) -> bool:
+    """Whether the worker process that made a container on this host no longer runs."""
+    pid = labels.get(LABEL_WORKER_PID, "")
+    if not pid.isdigit() or int(pid) in (0, os.getpid()):
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
 
 
 def _close_socket(sock: Any) -> None:
@@ -514,6 +352,7 @@ class DockerSandboxSession:
         self.execution_id = container.execution_id
         self.info = container.info
         self._memory = memory_bytes(limits.memory_mb)
+        self._opened_at = time.time()
         self._oom_kills = 0
         self._recv: asyncio.Future[bytes] | None = None
         self._lost: str | None = None  # why the container can no longer run anything
@@ -525,16 +364,16 @@ class DockerSandboxSession:
         """Put the files into /work (the first thing the supervisor does)."""
         nonce = secrets.token_hex(8)
         reader = ReplyReader(nonce, _CONTROL_OUTPUT_BYTES)
-        await self._send(f"F {nonce} {len(archive)}\n".encode() + archive)
+        await self._send(files_command(nonce, archive))
         deadline = time.monotonic() + SETUP_TIMEOUT_S
         while not reader.done:
             data = await self._read(deadline - time.monotonic())
             if not data:
                 self._lost = "the container did not finish receiving the files"
-                raise SandboxError(f"{self._lost}: {_said(reader)}")
+                raise SandboxError(f"{self._lost}: {reader.said()}")
             reader.feed(data)
         if reader.reply != ["0"]:
-            raise SandboxError(f"could not put the files into {WORK_DIR}: {_said(reader)}")
+            raise SandboxError(f"could not put the files into {WORK_DIR}: {reader.said()}")
 
     async def execute(
         self, argv: Sequence[str], stdin: bytes, limits: AppliedLimits, on_output: OutputSink
@@ -643,17 +482,34 @@ class DockerSandboxSession:
     async def _without_reply(self, result: ProcessResult) -> ProcessResult:
         """No reply: we killed the container (backstop) or it died. A program that wrecked its
         sandbox gets its verdict; an engine failure is a SandboxError (retried elsewhere)."""
-        inspect = functools.partial(self._sandbox.api.inspect_container, self.container_id)
         try:
-            oom = (await self._sandbox.call(inspect))["State"]["OOMKilled"]
-        except NotFound:
-            oom = False
+            oom = await self._sandbox.call(self._oom_killed)
         except (DockerException, requests.RequestException) as exc:
             raise SandboxError(f"the Docker engine failed during a run: {exc}") from exc
         if not (result.timed_out or oom):
             raise SandboxError(f"sandbox {self.container_id[:12]}: {self._lost}")
         self._wrecked = True
         return dataclasses.replace(result, oom_killed=result.oom_killed or oom)
+
+    def _oom_killed(self) -> bool:
+        """Whether the memory limit killed a process of the container: from its state, or from
+        its events once the engine removed it (auto-remove races with the inspection)."""
+        try:
+            return bool(
+                self._sandbox.api.inspect_container(self.container_id)["State"]["OOMKilled"]
+            )
+        except NotFound:
+            pass
+        events = self._sandbox.api.events(
+            since=int(self._opened_at) - 1,
+            until=f"{time.time():.6f}",  # in the past: the engine answers from its history
+            filters={"container": self.container_id, "event": "oom"},
+            decode=True,
+        )
+        try:
+            return any(True for _ in events)
+        finally:
+            events.close()
 
     # Stream I/O -------------------------------------------------------------------------------
 
@@ -691,8 +547,10 @@ class DockerSandboxSession:
 
     def _quit(self) -> None:
         try:
-            self._sock.sendall(b"Q\n")
-            self._sandbox.api.wait(self.container_id, timeout=QUIT_TIMEOUT_S)
+            self._sock.sendall(QUIT)
+            # The engine removes the container once the supervisor exited (auto-remove).
+            wait = self._sandbox.api.wait
+            wait(self.container_id, timeout=QUIT_TIMEOUT_S, condition="removed")
         except (OSError, DockerException, requests.RequestException):
             pass  # the forced removal below handles it
 
@@ -716,8 +574,3 @@ def _shutdown(sock: Any) -> None:
     """Wake a read blocked in another thread (closing alone does not)."""
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-
-
-def _said(reader: ReplyReader) -> str:
-    text = bytes(reader.captured[Stream.STDERR] + reader.captured[Stream.STDOUT])
-    return text.decode(errors="replace").strip() or "(no output)"

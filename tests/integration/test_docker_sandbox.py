@@ -7,8 +7,9 @@ import ast
 import asyncio
 import dataclasses
 import os
-import struct
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,12 +24,11 @@ from coderunner.handlers.ports import ProcessResult
 from coderunner.languages import Language, languages
 from coderunner.sandbox.docker_sandbox import (
     LABEL_EXECUTION,
+    LABEL_MANAGED,
+    LABEL_WORKER_HOST,
+    LABEL_WORKER_PID,
     DockerSandbox,
     DockerSandboxSession,
-    ReplyReader,
-    RunOutcome,
-    process_result,
-    shell_word,
 )
 from coderunner.settings import Settings
 from tests.integration.programs import HELLO
@@ -76,7 +76,18 @@ def limits(**changes: int) -> AppliedLimits:
 
 def leftovers(engine: docker.DockerClient, execution_id: str) -> list[object]:
     label = f"{LABEL_EXECUTION}={execution_id}"
-    return list(engine.containers.list(all=True, filters={"label": label}))
+    return list(engine.containers.list(all=True, filters={"label": label}, ignore_removed=True))
+
+
+async def until_gone(engine: docker.DockerClient, execution_id: str, within_s: float) -> float:
+    """Seconds until the execution's containers are gone (the engine removes them itself)."""
+    started = time.monotonic()
+    for _ in range(int(within_s / 0.05)):
+        if not leftovers(engine, execution_id):
+            break
+        await asyncio.sleep(0.05)
+    assert leftovers(engine, execution_id) == [], f"still there after {within_s} s"
+    return time.monotonic() - started
 
 
 async def run_once(
@@ -520,16 +531,19 @@ async def test_the_supervisor_shrugs_off_signals_and_forged_commands(
 ) -> None:
     attack = (
         # (USR1 is how the service asks PID 1 to stop a run: a program may only stop itself.)
-        "for s in INT TERM HUP QUIT USR2 PIPE ALRM CHLD KILL STOP; do kill -s $s 1; done\n"
+        "for s in {1..9} {11..31} {34..64}; do kill -s $s 1; done\n"
         "printf 'Q\\nR x 0 1 1 1 touch /work/pwned\\n' > /proc/1/fd/0\necho sent\n"
     )
     session = await sandbox.open(PYTHON, {"attack.sh": attack.encode()}, SMALL)
     try:
         first = await session.execute(["bash", "attack.sh"], b"", SMALL, Output())
+        # PID 1 drained the forged lines with a timed read, after which bash would handle (and
+        # die of) terminating signals unless they are ignored: the same attack again.
+        again = await session.execute(["bash", "attack.sh"], b"", SMALL, Output())
         second = await session.execute(["ls", "-A", "/work"], b"", SMALL, Output())
     finally:
         await session.close()
-    assert b"sent\n" in first.stdout
+    assert b"sent\n" in first.stdout and b"sent\n" in again.stdout
     assert second.succeeded and second.stdout == b"attack.sh\n"
     await still_healthy(sandbox, engine)
 
@@ -587,7 +601,7 @@ async def test_cancelled_open_and_run_leave_no_container(
 
 @pytest.mark.timeout(30)
 async def test_session_labels_and_hardening(
-    sandbox: DockerSandbox, engine: docker.DockerClient
+    sandbox: DockerSandbox, engine: docker.DockerClient, docker_engine: Settings
 ) -> None:
     execution_id = f"test-{uuid.uuid4().hex}"
     session = await sandbox.open(PYTHON, {}, SMALL, execution_id=execution_id)
@@ -595,8 +609,12 @@ async def test_session_labels_and_hardening(
         attrs = engine.containers.get(session.container_id).attrs
     finally:
         await session.close()
-    host = attrs["HostConfig"]
-    assert attrs["Config"]["Labels"]["coderunner.managed"] == "true"
+    host, labels = attrs["HostConfig"], attrs["Config"]["Labels"]
+    assert labels[LABEL_MANAGED] == "true" and labels[LABEL_EXECUTION] == execution_id
+    assert labels[LABEL_WORKER_HOST] == docker_engine.worker_name
+    assert labels[LABEL_WORKER_PID] == str(os.getpid())
+    assert attrs["Config"]["StdinOnce"] is True and host["AutoRemove"] is True
+    assert attrs["Config"]["Cmd"][-1] == str(sandbox.lifetime_s(SMALL))
     assert attrs["Config"]["User"] == "65534:65534"
     assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
@@ -606,60 +624,141 @@ async def test_session_labels_and_hardening(
     assert leftovers(engine, execution_id) == []
 
 
-# --- The protocol, without an engine -------------------------------------------------------------
+@pytest.mark.timeout(30)
+async def test_filling_work_under_a_small_memory_limit_fails_as_a_full_disk(
+    sandbox: DockerSandbox, engine: docker.DockerClient
+) -> None:
+    # tmpfs pages count against the memory limit, so the work dir is at most half of it: the
+    # write hits the file-size limit (SIGXFSZ) long before the OOM killer could take PID 1.
+    tiny = limits(memory_mb=16)
+    execution_id = f"test-{uuid.uuid4().hex}"
+    session = await sandbox.open(PYTHON, {}, tiny, execution_id=execution_id)
+    try:
+        fill = ["dd", "if=/dev/zero", "of=/work/big", "bs=1M", "count=100"]
+        result = await session.execute(fill, b"", tiny, Output())
+        assert (result.signal, result.oom_killed) == (25, False)
+        after = await session.execute(["sh", "-c", "rm big; echo ok"], b"", tiny, Output())
+        assert after.stdout == b"ok\n"
+    finally:
+        await session.close()
 
 
-def _frame(kind: int, data: bytes) -> bytes:
-    return struct.pack(">BxxxL", kind, len(data)) + data
+@pytest.mark.timeout(30)
+async def test_the_supervisor_exits_after_its_lifetime_and_the_engine_removes_it(
+    sandbox: DockerSandbox, engine: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox, "lifetime_s", lambda _limits: 3)
+    execution_id = f"test-{uuid.uuid4().hex}"
+    session = await sandbox.open(PYTHON, {}, SMALL, execution_id=execution_id)
+    try:
+        ran = await session.execute(["echo", "in time"], b"", SMALL, Output())
+        assert ran.stdout == b"in time\n"
+        await until_gone(engine, execution_id, within_s=6)
+        with pytest.raises(SandboxError):
+            await session.execute(["true"], b"", SMALL, Output())
+    finally:
+        await session.close()
+        await session.close()
 
 
-def test_reply_reader_finds_the_reply_wherever_the_stream_is_cut() -> None:
-    reply = b"\x1eabc 0 1500 2000000 0 4096\n"
-    stream = (
-        _frame(1, b"out\x1e")  # looks like the start of a reply, is output
-        + _frame(2, b"err\x1eab")
-        + _frame(1, b"put" + reply[:5])
-        + _frame(1, reply[5:])
-        + _frame(2, b"x\n" + reply)
+# --- Workers that die, and workers that share the engine -----------------------------------------
+
+# A worker process in miniature: opens a session, says which container, then waits to be killed.
+# "busy": it is in the middle of a run and has stopped reading the output (a full socket buffer,
+# so the kernel resets the connection instead of closing it).
+_DOOMED_WORKER = """
+import asyncio, sys
+from coderunner.domain import AppliedLimits
+from coderunner.languages import languages
+from coderunner.sandbox.docker_sandbox import DockerSandbox
+from coderunner.settings import Settings
+
+async def stuck(stream, data):
+    await asyncio.Event().wait()
+
+async def main(execution_id, mode):
+    limits = AppliedLimits(
+        wall_time_ms=2000, cpu_time_ms=1000, memory_mb=64, processes=16, output_bytes=1 << 24
     )
-    reader = ReplyReader("abc", output_cap=100)
-    forwarded: list[tuple[Stream, bytes]] = []
-    for i in range(len(stream)):  # one byte at a time: the worst split
-        forwarded += reader.feed(stream[i : i + 1])
-    assert reader.done and reader.reply == ["0", "1500", "2000000", "0", "4096"]
-    assert b"".join(d for s, d in forwarded if s is Stream.STDOUT) == b"out\x1eput"
-    assert b"".join(d for s, d in forwarded if s is Stream.STDERR) == b"err\x1eabx\n"
+    sandbox = DockerSandbox(Settings(_env_file=None))
+    session = await sandbox.open(languages()["python"], {}, limits, execution_id=execution_id)
+    if mode == "busy":
+        asyncio.ensure_future(session.execute(["yes"], b"", limits, stuck))
+        await asyncio.sleep(0.5)
+    print(session.container_id, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
 
 
-def test_reply_reader_stops_forwarding_at_the_output_cap() -> None:
-    reader = ReplyReader("n", output_cap=10)
-    forwarded = reader.feed(_frame(1, b"123456") + _frame(2, b"789abc") + _frame(1, b"def"))
-    assert b"".join(d for _, d in forwarded) == b"123456789a"
-    assert reader.cap_exceeded and not reader.done
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("mode", "within_s"), [("idle", 2.0), ("busy", 5.0)])
+async def test_a_killed_workers_container_is_gone_within_seconds(
+    engine: docker.DockerClient, docker_engine: Settings, mode: str, within_s: float
+) -> None:
+    execution_id = f"test-{uuid.uuid4().hex}"
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DOOMED_WORKER, execution_id, mode, stdout=subprocess.PIPE
+    )
+    try:
+        assert worker.stdout is not None
+        container_id = (await asyncio.wait_for(worker.stdout.readline(), 30)).decode().strip()
+        assert [c.id for c in leftovers(engine, execution_id)] == [container_id]
+    finally:
+        worker.send_signal(signal.SIGKILL)  # no close(), no clean-up: the worker just dies
+        await worker.wait()
+    took = await until_gone(engine, execution_id, within_s)
+    print(f"{mode}: container gone {took:.2f} s after the worker's kill -9")
 
 
-def test_shell_words_survive_bash_unchanged() -> None:
-    argv = ["plain", "", "a b", "it's", "$(id)", "`id`", "\\", "é\n\t*?", "-", "x=1;y"]
-    words = " ".join(shell_word(a) for a in argv)
-    script = 'eval "set -- $1"; printf "%s\\0" "$@"'
-    done = subprocess.run(["bash", "-c", script, "_", words], capture_output=True, check=True)
-    assert done.stdout.split(b"\0")[:-1] == [a.encode() for a in argv]
+def _stray_container(
+    engine: docker.DockerClient, image: str, execution_id: str, host: str, pid: int
+) -> str:
+    """A running managed container made by worker `pid` on `host` (never closed by it)."""
+    labels = {
+        LABEL_MANAGED: "true",
+        LABEL_EXECUTION: execution_id,
+        LABEL_WORKER_HOST: host,
+        LABEL_WORKER_PID: str(pid),
+    }
+    host_config = engine.api.create_host_config(network_mode="none")
+    created = engine.api.create_container(
+        image, command=["sleep", "120"], labels=labels, host_config=host_config
+    )
+    engine.api.start(created["Id"])
+    return str(created["Id"])
 
 
-def test_process_result_reads_signals_and_limits() -> None:
-    def result(reply: list[str], **seen: object) -> ProcessResult:
-        outcome = {"host_wall_ms": 50, "cap_exceeded": False, "backstop": False, **seen}
-        run = RunOutcome(reply=reply, stdout=b"", stderr=b"", **outcome)  # type: ignore[arg-type]
-        return process_result(run, SMALL, oom_kills_before=1)[0]
-
-    assert result(["0", "1000", "5", "1", "2048"]).succeeded
-    segv = result(["139", "1000", "5", "1", "2048"])
-    assert (segv.exit_code, segv.signal, segv.timed_out) == (None, 11, False)
-    wall = result(["137", "2001000", "5", "1", "-"])
-    assert wall.timed_out and wall.peak_memory_kb is None
-    cpu = result(["152", "1100000", "1000000000", "1", "0"])
-    assert cpu.timed_out and cpu.signal == 24
-    oom = result(["137", "300000", "5", "2", "65536"])
-    assert oom.oom_killed and not oom.timed_out and oom.peak_memory_kb == 64
-    lost = result([], backstop=True)
-    assert lost.timed_out and lost.signal == 9 and lost.wall_time_ms == 50
+@pytest.mark.timeout(60)
+async def test_remove_leftovers_takes_only_containers_of_dead_workers_of_this_host(
+    sandbox: DockerSandbox, engine: docker.DockerClient, docker_engine: Settings
+) -> None:
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    alive = await asyncio.create_subprocess_exec("sleep", "60")
+    here = docker_engine.worker_name
+    owners = {
+        "dead worker": (here, gone.pid),
+        "live worker": (here, alive.pid),  # e.g. a sibling worker process on this machine
+        "this worker": (here, os.getpid()),
+        "other host": (f"not-{here}", gone.pid),  # pid means nothing across hosts
+    }
+    execution_id = f"test-{uuid.uuid4().hex}"
+    image = PYTHON.image(docker_engine.sandbox_image_set)
+    made: dict[str, str] = {}
+    try:
+        for owner, (host, pid) in owners.items():
+            made[owner] = _stray_container(engine, image, execution_id, host, pid)
+        await sandbox.remove_leftovers()
+        remaining = {c.id for c in leftovers(engine, execution_id)}
+        assert {owner for owner, cid in made.items() if cid in remaining} == {
+            "live worker",
+            "this worker",
+            "other host",
+        }
+    finally:
+        alive.kill()
+        await alive.wait()
+        await sandbox.remove_leftovers(execution_id)
+    assert leftovers(engine, execution_id) == []

@@ -73,7 +73,9 @@ def managed_containers(execution_id: str) -> list[Any]:
     client = docker.from_env()
     try:
         return client.containers.list(
-            all=True, filters={"label": f"coderunner.execution={execution_id}"}
+            all=True,
+            filters={"label": f"coderunner.execution={execution_id}"},
+            ignore_removed=True,  # auto-removed containers may vanish while being listed
         )
     finally:
         client.close()
