@@ -90,6 +90,7 @@ BACKSTOP_GRACE_S = 1.0  # past the wall limit: ask PID 1 (SIGUSR1) to kill the r
 REMOVE_GRACE_S = 2.0  # past that: remove the container
 SETUP_TIMEOUT_S = 30.0  # start-up and file delivery
 QUIT_TIMEOUT_S = 2.0
+IMAGE_CACHE_S = 60.0  # how long a resolved image id is reused
 # Added to the supervisor's lifetime for the host's own work between runs (publishing events,
 # engine calls): generous, since a healthy session cut short fails its attempt.
 LIFETIME_SLACK_S = 300.0
@@ -121,6 +122,8 @@ class DockerSandbox:
         )
         self._client = docker_client(settings)
         self.api: Any = self._client.api  # the low-level APIClient: no per-call reload/inspect
+        # image name -> (id, digest, when resolved): one inspect per image a minute, not per run
+        self._images: dict[str, tuple[str, str, float]] = {}
 
     async def open(
         self,
@@ -246,7 +249,14 @@ class DockerSandbox:
         return str(created["Id"])
 
     def _resolve_image(self, image: str) -> tuple[str, str]:
-        """The image id to create from (so the digest we report is what runs) and its digest."""
+        """The image id to create from (so the digest we report is what runs) and its digest.
+
+        Cached for IMAGE_CACHE_S: a tag rebuilt meanwhile is picked up within that time, and a
+        container is always created from the id that is reported.
+        """
+        cached = self._images.get(image)
+        if cached is not None and time.monotonic() - cached[2] < IMAGE_CACHE_S:
+            return cached[0], cached[1]
         try:
             attrs = self.api.inspect_image(image)
         except ImageNotFound:
@@ -254,7 +264,9 @@ class DockerSandbox:
         except (DockerException, requests.RequestException) as exc:
             raise SandboxError(f"the Docker engine could not inspect image {image}: {exc}") from exc
         digests = attrs.get("RepoDigests") or []
-        return attrs["Id"], digests[0] if digests else attrs["Id"]
+        resolved = attrs["Id"], digests[0] if digests else attrs["Id"]
+        self._images[image] = (*resolved, time.monotonic())
+        return resolved
 
     def _host_config(self, limits: AppliedLimits) -> Any:
         memory = memory_bytes(limits.memory_mb)
@@ -537,22 +549,22 @@ class DockerSandboxSession:
     def _remove(self, graceful: bool) -> None:
         """Ask the supervisor to exit (faster to remove than a running container), then remove."""
         try:
-            if graceful:
-                self._quit()
-            self._sandbox.remove_container(self.container_id)
+            if not (graceful and self._quit()):
+                self._sandbox.remove_container(self.container_id)
         finally:
             if not graceful:
                 _shutdown(self._sock)
             _close_socket(self._sock)
 
-    def _quit(self) -> None:
+    def _quit(self) -> bool:
+        """True when the supervisor exited and the engine removed the container (auto-remove)."""
         try:
             self._sock.sendall(QUIT)
-            # The engine removes the container once the supervisor exited (auto-remove).
             wait = self._sandbox.api.wait
             wait(self.container_id, timeout=QUIT_TIMEOUT_S, condition="removed")
         except (OSError, DockerException, requests.RequestException):
-            pass  # the forced removal below handles it
+            return False  # the forced removal handles it
+        return True
 
 
 async def _not_run(on_output: OutputSink) -> ProcessResult:

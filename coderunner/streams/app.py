@@ -34,7 +34,8 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        producer_linger_ms=0,
+        # A few ms of linger batches the events of concurrent executions into one request.
+        producer_linger_ms=5,
         web_enabled=False,
     )
 

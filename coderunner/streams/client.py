@@ -6,6 +6,8 @@ outside producer takes (plain aiokafka plus the published Avro contract).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -23,7 +25,11 @@ TERMINAL = (ev.ExecutionCompleted, ev.ExecutionRejected, ev.ExecutionCancelled)
 
 
 class ExecutionClient:
-    """`async with ExecutionClient(settings) as client:` — one producer and one event reader."""
+    """`async with ExecutionClient(settings) as client:` — one producer and one event reader.
+
+    A single background task reads the events topic and hands each event to whoever follows
+    that execution, so many executions can be followed at once without polling each other.
+    """
 
     def __init__(self, settings: Settings, registry: SchemaRegistry | None = None) -> None:
         self._settings = settings
@@ -32,7 +38,8 @@ class ExecutionClient:
         self._producer = AIOKafkaProducer(**kwargs, linger_ms=0, acks="all")
         # No consumer group: every client reads the events topic on its own, from "now".
         self._consumer = AIOKafkaConsumer(**kwargs, group_id=None, fetch_max_wait_ms=100)
-        self._buffer: dict[str, list[Any]] = {}
+        self._followers: dict[str, asyncio.Queue[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ExecutionClient:
         await self._producer.start()
@@ -45,6 +52,7 @@ class ExecutionClient:
         # Resolve the end offsets now, so events published after this point are all seen.
         for tp in assignment:
             await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_events())
         return self
 
     async def __aexit__(
@@ -53,11 +61,17 @@ class ExecutionClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         await self._consumer.stop()
         await self._producer.stop()
 
     async def submit(self, submission: ev.ExecutionSubmitted) -> str:
-        """Publish; returns the execution id once the broker has stored the submission."""
+        """Publish; returns the execution id once the broker has stored the submission.
+        Its events are followed from here on (read them with `events` or `wait`)."""
+        self.follow(submission.execution_id)
         await self._producer.send_and_wait(
             self._settings.kafka_topic_submissions,
             self._registry.encode(submission),
@@ -65,18 +79,20 @@ class ExecutionClient:
         )
         return submission.execution_id
 
+    def follow(self, execution_id: str) -> None:
+        """Start keeping this execution's events (submit does it for you)."""
+        self._followers.setdefault(execution_id, asyncio.Queue())
+
     async def events(self, execution_id: str) -> AsyncIterator[Any]:
         """This execution's events as they arrive, ending after its terminal event."""
+        self.follow(execution_id)
+        queue = self._followers[execution_id]
         while True:
-            for event in self._buffer.pop(execution_id, []):
-                yield event
-                if isinstance(event, TERMINAL):
-                    return
-            batch = await self._consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    event = self._registry.decode(record.value)
-                    self._buffer.setdefault(event.execution_id, []).append(event)
+            event = await queue.get()
+            yield event
+            if isinstance(event, TERMINAL):
+                del self._followers[execution_id]
+                return
 
     async def wait(self, execution_id: str) -> Any:
         """The terminal event of this execution."""
@@ -84,6 +100,15 @@ class ExecutionClient:
         async for event in self.events(execution_id):
             terminal = event
         return terminal
+
+    async def _read_events(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    queue = self._followers.get(record.key.decode()) if record.key else None
+                    if queue is not None:
+                        queue.put_nowait(self._registry.decode(record.value))
 
 
 def new_submission(language: str, source: str, **fields: Any) -> ev.ExecutionSubmitted:
