@@ -34,6 +34,10 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A worker that died is noticed in seconds, so its partitions (and the executions it
+        # held) move to a live worker quickly; the default is a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
         # A few ms of linger batches the events of concurrent executions into one request.
         producer_linger_ms=5,
         web_enabled=False,

@@ -83,6 +83,14 @@ class ExecutionClient:
         """Start keeping this execution's events (submit does it for you)."""
         self._followers.setdefault(execution_id, asyncio.Queue())
 
+    def pending(self, execution_id: str) -> list[Any]:
+        """Events of a followed execution received but not read yet (without waiting)."""
+        queue = self._followers.get(execution_id)
+        items = []
+        while queue is not None and not queue.empty():
+            items.append(queue.get_nowait())
+        return items
+
     async def events(self, execution_id: str) -> AsyncIterator[Any]:
         """This execution's events as they arrive, ending after its terminal event."""
         self.follow(execution_id)
