@@ -29,6 +29,7 @@ __all__ = [
     "Event",
     "EventBase",
     "ExecutionAccepted",
+    "ExecutionCancelRequested",
     "ExecutionCancelled",
     "ExecutionCompleted",
     "ExecutionRejected",
@@ -265,8 +266,19 @@ class ExecutionCancelled(WorkerEvent):
     reason: str
 
 
+class ExecutionCancelRequested(EventBase):
+    """A producer's command to stop an execution; attempt 0, seq 1 (see the .avsc)."""
+
+    event_type: Literal["ExecutionCancelRequested"] = "ExecutionCancelRequested"
+    attempt: Literal[0] = 0
+    seq: Literal[1] = 1
+    reason: str
+    requested_by: str | None = None
+
+
 Event: TypeAlias = Annotated[
     ExecutionSubmitted
+    | ExecutionCancelRequested
     | ExecutionAccepted
     | ExecutionRejected
     | StepStarted
@@ -283,6 +295,7 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     cls.__name__: cls
     for cls in (
         ExecutionSubmitted,
+        ExecutionCancelRequested,
         ExecutionAccepted,
         ExecutionRejected,
         StepStarted,
