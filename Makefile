@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv stack-up stack-down stack-status check lint format test test-unit run bench clean
+.PHONY: help venv stack-up stack-down stack-status check lint format proto test test-unit run bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ format: venv ## Apply the formatter and safe lint fixes
 	$(BIN)/ruff format coderunner tests
 	$(BIN)/ruff check --fix coderunner tests
 
+proto: venv ## Generate the gRPC code in coderunner/proto/ from proto/ (a unit test checks it is current)
+	$(BIN)/python -m coderunner.proto.codegen
+
 test-unit: venv ## Only the tests that need no service (seconds)
 	$(BIN)/pytest tests/unit
 
@@ -48,8 +51,9 @@ test: venv stack-up check ## Everything: set-up, stack, checks, the whole suite 
 run: venv stack-up ## Run the service in the foreground against the local stack (Ctrl-C stops it)
 	$(BIN)/coderunner serve
 
-bench: venv stack-up ## Benchmarks: the service against the bare docker SDK baseline, same run
+bench: venv stack-up ## Benchmarks: executions vs bare docker SDK; projection vs bare aiokafka+COPY
 	$(BIN)/python -m bench.execution
+	$(BIN)/python -m bench.projection
 
 clean: ## Remove the virtualenv and caches (the stack's state in .stack/ stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

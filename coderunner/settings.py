@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     kafka_consumer_group: str = "coderunner"
 
     # --- PostgreSQL ---------------------------------------------------------------------------
+    # The local stack's server is on loopback: no TLS there (production sets sslmode=require).
     postgres_dsn: SecretStr = SecretStr(
-        "postgresql://coderunner:coderunner@127.0.0.1:5432/coderunner"
+        "postgresql://coderunner:coderunner@127.0.0.1:5432/coderunner?sslmode=disable"
     )
 
     # --- Docker sandbox -----------------------------------------------------------------------
@@ -74,9 +75,29 @@ class Settings(BaseSettings):
     sandbox_max_attempts: int = Field(default=3, ge=1)
     worker_name: str = Field(default_factory=socket.gethostname)
 
+    # --- Projections (events -> PostgreSQL read models) ----------------------------------------
+    # The worker also runs the projection agent unless this is false (`coderunner projector`
+    # runs it alone, in the consumer group KAFKA_CONSUMER_GROUP + "-projector").
+    projection_enabled: bool = True
+    # How the projection reads Kafka: a Faust agent, or a plain aiokafka consumer run by the
+    # same worker (several times faster: see coderunner/streams/projector.py and the bench).
+    projection_reader: Literal["agent", "consumer"] = "agent"
+    # Events per PostgreSQL transaction, and how long to wait to fill a batch.
+    projection_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    projection_batch_seconds: float = Field(default=0.1, gt=0, le=10)
+
     # --- Servers ------------------------------------------------------------------------------
+    api_host: str = "0.0.0.0"  # noqa: S104 -- a server: it listens on every interface by default
     grpc_port: Port = 9084
     http_port: Port = 8084
+    # Bearer tokens the gRPC API accepts, comma-separated; unset = no authentication. The
+    # health service stays open either way.
+    api_tokens: SecretStr | None = None
+    # TLS for the gRPC port: both set = TLS only (PEM files); unset = plaintext.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    # On SIGTERM, running calls (e.g. WatchExecution streams) get this long to finish.
+    api_shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -89,6 +110,19 @@ class Settings(BaseSettings):
                 "KAFKA_CONNECTION_STRING is required when KAFKA_SECURITY_PROTOCOL=SASL_SSL"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Settings:
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together: set both")
+        return self
+
+    def api_token_set(self) -> frozenset[str]:
+        """The accepted bearer tokens (empty: authentication is off)."""
+        if self.api_tokens is None:
+            return frozenset()
+        tokens = self.api_tokens.get_secret_value().split(",")
+        return frozenset(t.strip() for t in tokens if t.strip())
 
 
 def load_settings() -> Settings:

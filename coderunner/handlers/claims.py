@@ -10,6 +10,7 @@ from typing import Protocol
 class Claim:
     run: bool  # False: a duplicate submission, or a redelivery of finished work
     attempt: int
+    cancelled: str | None = None  # a client cancelled it before it ran: the reason
 
 
 class ClaimStore(Protocol):
@@ -21,3 +22,7 @@ class ClaimStore(Protocol):
     async def next_attempt(self, execution_id: str, attempt: int) -> None: ...
 
     async def finish(self, execution_id: str) -> None: ...
+
+    async def cancel(self, execution_id: str, reason: str) -> None:
+        """Mark an execution that is not running here as cancelled, unless it has finished."""
+        ...

@@ -55,69 +55,121 @@ class SubmissionHandler:
         self._worker = worker
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
+        # execution id -> resolved with the reason when a client cancels it while it runs here
+        self._cancels: dict[str, asyncio.Future[str]] = {}
 
     async def handle(self, key: bytes | None, value: bytes, outbox: Outbox) -> None:
         """Returns once the message's effects are durable (events delivered, claim stored)."""
         try:
-            submission = self._registry.decode(value)
+            message = self._registry.decode(value)
         except UndecodableEvent as exc:
             await outbox.dead_letter(key, value, f"undecodable: {exc}")
             return
-        if not isinstance(submission, ev.ExecutionSubmitted):
-            reason = f"not a submission: {type(submission).__name__} on the submissions topic"
+        if not isinstance(message, ev.ExecutionSubmitted | ev.ExecutionCancelRequested):
+            reason = f"not a submission: {type(message).__name__} on the submissions topic"
             await outbox.dead_letter(key, value, reason)
             return
-        if key is not None and key != submission.execution_id.encode():
+        if key is not None and key != message.execution_id.encode():
             # A wrong key puts the execution's events in a partition it does not own.
             await outbox.dead_letter(key, value, "key must be the execution id in UTF-8")
             return
-        claim = await _until_available(
-            lambda: self._claims.claim(submission.execution_id, submission.event_id)
-        )
-        if not claim.run:
-            log.info("execution %s: duplicate submission ignored", submission.execution_id)
+        if isinstance(message, ev.ExecutionCancelRequested):
+            await self._cancel(message)
             return
+        cancel = self._cancels.setdefault(message.execution_id, asyncio.Future())
         try:
-            await self._run_attempts(submission, claim.attempt, outbox)
-        except Exception as exc:  # a bug: end the execution visibly and keep the evidence
-            log.exception("execution %s: internal error", submission.execution_id)
-            await self._internal_error(
-                submission, claim.attempt, outbox, f"internal error: {type(exc).__name__}"
-            )
-            await outbox.dead_letter(key, value, f"internal error: {type(exc).__name__}: {exc}")
+            await self._submission(message, key, value, outbox, cancel)
+        finally:
+            self._cancels.pop(message.execution_id, None)
+
+    async def _submission(
+        self,
+        submission: ev.ExecutionSubmitted,
+        key: bytes | None,
+        value: bytes,
+        outbox: Outbox,
+        cancel: asyncio.Future[str],
+    ) -> None:
+        execution_id = submission.execution_id
+        claim = await _until_available(
+            lambda: self._claims.claim(execution_id, submission.event_id)
+        )
+        attempt = _Attempt(AttemptEmitter(execution_id, claim.attempt, outbox.publish))
+        if claim.cancelled is not None:
+            await attempt.emit(ev.ExecutionCancelled, reason=claim.cancelled)
+        elif not claim.run:
+            log.info("execution %s: duplicate submission ignored", execution_id)
+            return
+        else:
+            await self._run_until_cancelled(submission, attempt, outbox, cancel, key, value)
         await outbox.flush()
-        await _until_available(lambda: self._claims.finish(submission.execution_id))
+        await _until_available(lambda: self._claims.finish(execution_id))
+
+    async def _run_until_cancelled(
+        self,
+        submission: ev.ExecutionSubmitted,
+        attempt: _Attempt,
+        outbox: Outbox,
+        cancel: asyncio.Future[str],
+        key: bytes | None,
+        value: bytes,
+    ) -> None:
+        run = asyncio.ensure_future(self._run_attempts(submission, attempt, outbox))
+        try:
+            either: set[asyncio.Future[Any]] = {run, cancel}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not run.done():  # cancelled by a client, or the worker is shutting down
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)  # the container is removed
+        if not run.cancelled():
+            if (exc := run.exception()) is not None:  # a bug: end it visibly, keep the evidence
+                log.error("execution %s: internal error", submission.execution_id, exc_info=exc)
+                message = f"internal error: {type(exc).__name__}"
+                await self._internal_error(submission, attempt, message)
+                await outbox.dead_letter(key, value, f"{message}: {exc}")
+            return
+        await attempt.emit(ev.ExecutionCancelled, reason=cancel.result())
+
+    async def _cancel(self, request: ev.ExecutionCancelRequested) -> None:
+        """Stop it if it runs here; otherwise remember, so a later delivery does not run it."""
+        reason = request.reason or "cancelled"
+        running = self._cancels.get(request.execution_id)
+        if running is not None:
+            if not running.done():
+                running.set_result(reason)
+            return
+        await _until_available(lambda: self._claims.cancel(request.execution_id, reason))
 
     async def _run_attempts(
-        self, submission: ev.ExecutionSubmitted, attempt: int, outbox: Outbox
+        self, submission: ev.ExecutionSubmitted, attempt: _Attempt, outbox: Outbox
     ) -> None:
         failures = 0
+        execution_id = submission.execution_id
         while True:
-            emit = AttemptEmitter(submission.execution_id, attempt, outbox.publish)
             try:
-                await self._pipeline.run(submission, emit, self._worker)
+                await self._pipeline.run(submission, attempt.emit, self._worker)
                 return
             except ServiceUnavailable as exc:
-                log.warning("execution %s: %s; retrying", submission.execution_id, exc)
+                log.warning("execution %s: %s; retrying", execution_id, exc)
             except SandboxError as exc:
                 failures += 1
-                log.warning("execution %s attempt %d: %s", submission.execution_id, attempt, exc)
+                number = attempt.emit.attempt
+                log.warning("execution %s attempt %d: %s", execution_id, number, exc)
                 if failures >= self._max_attempts:
-                    await self._internal_error(
-                        submission, attempt, outbox, f"sandbox failed: {exc}"
-                    )
+                    await self._internal_error(submission, attempt, f"sandbox failed: {exc}")
                     return
             await asyncio.sleep(self._retry_delay * min(2**failures, 30))
-            attempt += 1
+            number = attempt.emit.attempt + 1
             await _until_available(
-                functools.partial(self._claims.next_attempt, submission.execution_id, attempt)
+                functools.partial(self._claims.next_attempt, execution_id, number)
             )
+            attempt.emit = AttemptEmitter(execution_id, number, outbox.publish)
 
     async def _internal_error(
-        self, submission: ev.ExecutionSubmitted, attempt: int, outbox: Outbox, message: str
+        self, submission: ev.ExecutionSubmitted, attempt: _Attempt, message: str
     ) -> None:
-        emit = AttemptEmitter(submission.execution_id, attempt, outbox.publish)
-        await emit(
+        await attempt.emit(
             ev.ExecutionCompleted,
             verdict=Verdict.INTERNAL_ERROR,
             message=message,
@@ -132,6 +184,14 @@ class SubmissionHandler:
             image="",
             image_digest=None,
         )
+
+
+class _Attempt:
+    """The emitter of the attempt in progress: a retry swaps in the next attempt's, and a
+    cancellation or internal error continues the sequence of whichever attempt is current."""
+
+    def __init__(self, emit: AttemptEmitter) -> None:
+        self.emit = emit
 
 
 async def _until_available(call: Callable[[], Awaitable[Any]], delay: float = 1.0) -> Any:

@@ -44,11 +44,16 @@ class PostgresClaims:
             if row is not None:
                 return Claim(run=True, attempt=1)
             current = await conn.fetchrow(
-                "SELECT submission_event_id, attempt, state FROM execution_claims"
+                "SELECT submission_event_id, attempt, state, cancel_reason FROM execution_claims"
                 " WHERE execution_id = $1 FOR UPDATE",
                 execution_id,
             )
             assert current is not None  # the insert conflicted with it
+            if current["state"] == "cancelled":
+                # Its own attempt number: after any attempt a dead worker had started.
+                attempt = current["attempt"] + 1
+                await self._set(conn, execution_id, attempt, "cancelled")
+                return Claim(run=False, attempt=attempt, cancelled=current["cancel_reason"])
             if (
                 current["submission_event_id"] != submission_event_id
                 or current["state"] == "finished"
@@ -57,6 +62,20 @@ class PostgresClaims:
             attempt = current["attempt"] + 1
             await self._set(conn, execution_id, attempt, "running")
             return Claim(run=True, attempt=attempt)
+
+    async def cancel(self, execution_id: str, reason: str) -> None:
+        async with _connection(self._pool) as conn:
+            await conn.execute(
+                "INSERT INTO execution_claims"
+                " (execution_id, submission_event_id, attempt, state, worker, cancel_reason)"
+                " VALUES ($1, '', 0, 'cancelled', $2, $3)"
+                " ON CONFLICT (execution_id) DO UPDATE"
+                " SET state = 'cancelled', cancel_reason = $3, updated_at = now()"
+                " WHERE execution_claims.state = 'running'",
+                execution_id,
+                self._worker,
+                reason,
+            )
 
     async def next_attempt(self, execution_id: str, attempt: int) -> None:
         async with _connection(self._pool) as conn:

@@ -72,16 +72,37 @@ class ExecutionClient:
         """Publish; returns the execution id once the broker has stored the submission.
         Its events are followed from here on (read them with `events` or `wait`)."""
         self.follow(submission.execution_id)
+        await self.publish(submission)
+        return submission.execution_id
+
+    async def publish(self, submission: ev.ExecutionSubmitted) -> None:
+        """Publish without following (a server that submits for others keeps no queue)."""
         await self._producer.send_and_wait(
             self._settings.kafka_topic_submissions,
             self._registry.encode(submission),
             key=encode_key(submission.execution_id),
         )
-        return submission.execution_id
+
+    async def cancel(
+        self, execution_id: str, reason: str = "cancelled by the client", by: str | None = None
+    ) -> None:
+        """Ask the worker that owns the execution to stop it (it answers ExecutionCancelled)."""
+        request = ev.ExecutionCancelRequested(
+            execution_id=execution_id, reason=reason, requested_by=by
+        )
+        await self._producer.send_and_wait(
+            self._settings.kafka_topic_submissions,
+            self._registry.encode(request),
+            key=encode_key(execution_id),
+        )
 
     def follow(self, execution_id: str) -> None:
         """Start keeping this execution's events (submit does it for you)."""
         self._followers.setdefault(execution_id, asyncio.Queue())
+
+    def unfollow(self, execution_id: str) -> None:
+        """Stop keeping this execution's events (its terminal event does it by itself)."""
+        self._followers.pop(execution_id, None)
 
     def pending(self, execution_id: str) -> list[Any]:
         """Events of a followed execution received but not read yet (without waiting)."""

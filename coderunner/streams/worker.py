@@ -17,6 +17,7 @@ import asyncpg
 import faust
 import mode
 
+from coderunner.errors import UndecodableEvent
 from coderunner.handlers.ordered_acks import OrderedAcks
 from coderunner.handlers.pipeline import ExecutionPipeline
 from coderunner.handlers.submissions import SubmissionHandler
@@ -27,6 +28,7 @@ from coderunner.sandbox.docker_sandbox import DockerSandbox
 from coderunner.schemas.codec import SchemaRegistry, encode_key
 from coderunner.settings import Settings
 from coderunner.streams.app import Topics, create_app, declare_topics
+from coderunner.streams.projector import register_projector
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +117,37 @@ class ExecutionWorker:
             await self._pool.close()
 
     async def dispatch(self, stream: Any, event: Any) -> None:
-        """Start one submission once a slot is free (the agent waits here: back-pressure)."""
+        """Start one message once a slot is free (the agent waits here: back-pressure).
+
+        A cancel request takes no slot: it must reach an execution even when every slot is
+        busy, possibly with that very execution.
+        """
         await self._ready.wait()
-        await self._slots.acquire()
         message = event.message
+        slot = not self._is_cancel_request(message.value)
+        if slot:
+            await self._slots.acquire()
         self._acks.start(message.tp, message.offset, event)
-        task = asyncio.ensure_future(self._process(stream, event))
+        task = asyncio.ensure_future(self._process(stream, event, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, stream: Any, event: Any) -> None:
+    def _is_cancel_request(self, value: bytes | None) -> bool:
+        try:
+            writer = self.registry.writer_of(value or b"")
+        except UndecodableEvent:
+            return False  # the handler sends it to the dead-letter topic, in a slot
+        return writer.record_name == "ExecutionCancelRequested"
+
+    async def _process(self, stream: Any, event: Any, slot: bool) -> None:
         message = event.message
         try:
             assert self._handler is not None
             outbox = KafkaOutbox(self.topics, self.registry, message)
             await self._handler.handle(message.key, message.value, outbox)
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
         # Only reached when the work is durable; a cancelled task never acknowledges.
         for done in self._acks.finish(message.tp, message.offset):
             await stream.ack(done)
@@ -162,4 +178,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerService]:
         async for event in stream.noack().events():
             await worker.dispatch(stream, event)
 
-    return app, WorkerService(worker)
+    service = WorkerService(worker)
+    if settings.projection_enabled:  # the read models, in the same process (see projector.py)
+        service.add_dependency(register_projector(app, settings))
+    return app, service

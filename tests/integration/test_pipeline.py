@@ -370,6 +370,39 @@ async def test_duplicate_submission_id_runs_once(
     assert sum(isinstance(e, ev.ExecutionAccepted) for e in events) == 1
 
 
+# --- cancellation -----------------------------------------------------------------------------
+
+
+async def test_cancelling_a_running_execution_stops_it_and_removes_its_container(
+    client: ExecutionClient,
+) -> None:
+    source = "import time\nprint('started', flush=True)\ntime.sleep(30)"
+    submission = new_submission("python", source, limits={"wall_time_ms": 20_000})
+    await client.submit(submission)
+    loop = asyncio.get_running_loop()
+    events = []
+    async for event in client.events(submission.execution_id):
+        events.append(event)
+        if isinstance(event, ev.LogChunk) and "started" in event.content:
+            asked_at = loop.time()
+            await client.cancel(submission.execution_id, "changed my mind", by="test")
+    done = events[-1]
+    assert isinstance(done, ev.ExecutionCancelled) and done.reason == "changed my mind"
+    assert loop.time() - asked_at < 10  # not the 30 s the program wanted
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))  # one gapless attempt
+    await until_removed(submission.execution_id)
+
+
+async def test_an_execution_cancelled_before_it_runs_never_runs(client: ExecutionClient) -> None:
+    submission = new_submission("python", "print('should not run')")
+    client.follow(submission.execution_id)
+    await client.cancel(submission.execution_id, "too late anyway")
+    await client.submit(submission)
+    events = [e async for e in client.events(submission.execution_id)]
+    assert isinstance(events[-1], ev.ExecutionCancelled)
+    assert not any(isinstance(e, ev.LogChunk) for e in events)
+
+
 # --- crash safety -----------------------------------------------------------------------------
 
 
