@@ -31,13 +31,13 @@ stack-status: ## Show which parts of the local stack run
 	@bash scripts/stack.sh status
 
 check: venv ## Lint, format check and type check
-	$(BIN)/ruff check coderunner tests
-	$(BIN)/ruff format --check coderunner tests
+	$(BIN)/ruff check coderunner tests bench
+	$(BIN)/ruff format --check coderunner tests bench
 	$(BIN)/mypy
 
 format: venv ## Apply the formatter and safe lint fixes
-	$(BIN)/ruff format coderunner tests
-	$(BIN)/ruff check --fix coderunner tests
+	$(BIN)/ruff format coderunner tests bench
+	$(BIN)/ruff check --fix coderunner tests bench
 
 proto: venv ## Generate the gRPC code in coderunner/proto/ from proto/ (a unit test checks it is current)
 	$(BIN)/python -m coderunner.proto.codegen

@@ -95,7 +95,7 @@ def baseline_parallel(image: str, total: int, in_flight: int) -> tuple[list[floa
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
 async def service_backlog(client: ExecutionClient, total: int) -> float:
