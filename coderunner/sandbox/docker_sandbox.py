@@ -31,18 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import math
 import os
-import secrets
-import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
@@ -50,22 +46,24 @@ import requests
 from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
-from coderunner.domain import AppliedLimits, Stream
-from coderunner.errors import InvalidSubmission, SandboxError
-from coderunner.handlers.ports import OutputSink, ProcessResult, SandboxInfo
+from coderunner.domain import AppliedLimits
+from coderunner.errors import SandboxError
+from coderunner.handlers.ports import SandboxInfo
 from coderunner.languages import Language
 from coderunner.sandbox.docker_engine import docker_client
+from coderunner.sandbox.docker_session import (
+    BACKSTOP_GRACE_S,
+    QUIT_TIMEOUT_S,
+    REMOVE_GRACE_S,
+    SETUP_TIMEOUT_S,
+    DockerSandboxSession,
+    StartedContainer,
+    close_socket,
+)
 from coderunner.sandbox.supervisor import (
-    QUIT,
-    SIGKILL,
     WORK_DIR,
     WORK_DIR_BYTES,
-    ReplyReader,
-    RunOutcome,
-    files_command,
     memory_bytes,
-    process_result,
-    run_command,
     supervisor_command,
     tar_archive,
 )
@@ -86,29 +84,14 @@ LABEL_MANAGED = "coderunner.managed"
 LABEL_EXECUTION = "coderunner.execution"
 LABEL_WORKER_HOST = "coderunner.worker.host"  # settings.worker_name
 LABEL_WORKER_PID = "coderunner.worker.pid"  # the worker process on that host
-BACKSTOP_GRACE_S = 1.0  # past the wall limit: ask PID 1 (SIGUSR1) to kill the run
-REMOVE_GRACE_S = 2.0  # past that: remove the container
-SETUP_TIMEOUT_S = 30.0  # start-up and file delivery
-QUIT_TIMEOUT_S = 2.0
 IMAGE_CACHE_S = 60.0  # how long a resolved image id is reused
 # Added to the supervisor's lifetime for the host's own work between runs (publishing events,
 # engine calls): generous, since a healthy session cut short fails its attempt.
 LIFETIME_SLACK_S = 300.0
-_RECV_BYTES = 64 * 1024
-_CONTROL_OUTPUT_BYTES = 64 * 1024
 
-_WRECKED = "an earlier run broke out of its limits and the sandbox was torn down"
 _WORK_DIR_OWNER = "uid=65534,gid=65534,mode=0700"
 
 # --- The engine ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Container:
-    id: str
-    sock: Any  # the attach connection's socket (plain or TLS)
-    info: SandboxInfo
-    execution_id: str
 
 
 class DockerSandbox:
@@ -204,7 +187,7 @@ class DockerSandbox:
 
     # Blocking helpers, run in the pool ------------------------------------------------------
 
-    def _start_container(self, image: str, limits: AppliedLimits, label: str) -> _Container:
+    def _start_container(self, image: str, limits: AppliedLimits, label: str) -> StartedContainer:
         image_id, digest = self._resolve_image(image)
         container_id = self._create(image_id, image, limits, label)
         try:
@@ -219,7 +202,7 @@ class DockerSandbox:
             raise
         raw = getattr(sock, "_sock", sock)  # a plain socket under the SDK's SocketIO; TLS as is
         raw.settimeout(None)  # runs are bounded by our own deadlines, not the client's timeout
-        return _Container(container_id, raw, SandboxInfo(image, digest), label)
+        return StartedContainer(container_id, raw, SandboxInfo(image, digest), label)
 
     def _create(self, image_id: str, image: str, limits: AppliedLimits, label: str) -> str:
         labels = {
@@ -316,8 +299,8 @@ class DockerSandbox:
         with contextlib.suppress(DockerException, requests.RequestException):
             self.api.wait(container_id, timeout=QUIT_TIMEOUT_S, condition="removed")
 
-    def _discard(self, container: _Container) -> None:
-        _close_socket(container.sock)
+    def _discard(self, container: StartedContainer) -> None:
+        close_socket(container.sock)
         try:
             self.remove_container(container.id)
         except SandboxError:
@@ -344,245 +327,3 @@ def _owner_gone(labels: Mapping[str, str]) -> bool:
     except PermissionError:
         return False  # it exists, under another user
     return False
-
-
-def _close_socket(sock: Any) -> None:
-    with contextlib.suppress(OSError):
-        sock.close()
-
-
-# --- One execution's container ------------------------------------------------------------------
-
-
-class DockerSandboxSession:
-    """One container: its supervisor runs one program at a time (see the module docstring)."""
-
-    def __init__(self, sandbox: DockerSandbox, container: _Container, limits: AppliedLimits):
-        self._sandbox = sandbox
-        self._sock = container.sock
-        self.container_id = container.id
-        self.execution_id = container.execution_id
-        self.info = container.info
-        self._memory = memory_bytes(limits.memory_mb)
-        self._opened_at = time.time()
-        self._oom_kills = 0
-        self._recv: asyncio.Future[bytes] | None = None
-        self._lost: str | None = None  # why the container can no longer run anything
-        self._wrecked = False  # ... and it was a program's doing (not the engine's)
-        self._closed = False
-        self._lock = asyncio.Lock()
-
-    async def deliver(self, archive: bytes) -> None:
-        """Put the files into /work (the first thing the supervisor does)."""
-        nonce = secrets.token_hex(8)
-        reader = ReplyReader(nonce, _CONTROL_OUTPUT_BYTES)
-        await self._send(files_command(nonce, archive))
-        deadline = time.monotonic() + SETUP_TIMEOUT_S
-        while not reader.done:
-            data = await self._read(deadline - time.monotonic())
-            if not data:
-                self._lost = "the container did not finish receiving the files"
-                raise SandboxError(f"{self._lost}: {reader.said()}")
-            reader.feed(data)
-        if reader.reply != ["0"]:
-            raise SandboxError(f"could not put the files into {WORK_DIR}: {reader.said()}")
-
-    async def execute(
-        self, argv: Sequence[str], stdin: bytes, limits: AppliedLimits, on_output: OutputSink
-    ) -> ProcessResult:
-        """Run argv in /work as uid 65534; stream its output; enforce the limits."""
-        nonce = secrets.token_hex(8)
-        command = run_command(nonce, argv, len(stdin), limits)
-        if len(stdin) >= WORK_DIR_BYTES:
-            raise InvalidSubmission("stdin", f"must be smaller than {WORK_DIR_BYTES} bytes")
-        async with self._lock:
-            if self._wrecked:
-                return await _not_run(on_output)
-            if self._lost is not None or self._closed:
-                raise SandboxError(f"sandbox {self.container_id[:12]} is gone: {self._lost}")
-            await self._fit_memory(limits.memory_mb)
-            try:
-                outcome = await self._run(nonce, command + stdin, limits, on_output)
-            except BaseException:
-                # Cancelled, or the sink failed: the run's state in the container is unknown.
-                self._lost = self._lost or "a run was interrupted"
-                raise
-        if outcome.reply[:1] == ["stdin"]:
-            raise SandboxError(f"stdin ({len(stdin)} bytes) did not fit into {WORK_DIR}")
-        result, self._oom_kills = process_result(outcome, limits, self._oom_kills)
-        if not outcome.reply:
-            result = await self._without_reply(result)
-        return result
-
-    async def close(self) -> None:
-        """Kill and remove the container. Safe to call twice; a gone container is fine."""
-        if self._closed:
-            return
-        self._closed = True
-        graceful = self._lost is None and self._recv is None
-        await self._sandbox.call(functools.partial(self._remove, graceful))
-
-    # The run ----------------------------------------------------------------------------------
-
-    async def _run(
-        self, nonce: str, request: bytes, limits: AppliedLimits, on_output: OutputSink
-    ) -> RunOutcome:
-        reader = ReplyReader(nonce, limits.output_bytes)
-        await self._send(request)
-        started = time.monotonic()
-        deadline = started + limits.wall_time_ms / 1000 + BACKSTOP_GRACE_S
-        backstop = stopping = False
-        while not reader.done:
-            data = await self._read(deadline - time.monotonic())
-            if data is None and not backstop:  # the program outlived `timeout`
-                backstop, deadline = True, time.monotonic() + REMOVE_GRACE_S
-                await self._stop_program()
-                continue
-            if data is None:
-                await self._lose("a run outlived the wall-clock backstop; container killed")
-                break
-            if not data:
-                self._lost = "the container ended during a run"
-                break
-            for stream, chunk in reader.feed(data):
-                await on_output(stream, chunk)
-            if reader.cap_exceeded and not stopping:
-                stopping = True
-                await self._stop_program()
-        return RunOutcome(
-            reply=reader.reply if reader.done else [],
-            host_wall_ms=int((time.monotonic() - started) * 1000),
-            cap_exceeded=reader.cap_exceeded,
-            backstop=backstop,
-            stdout=bytes(reader.captured[Stream.STDOUT]),
-            stderr=bytes(reader.captured[Stream.STDERR]),
-        )
-
-    async def _fit_memory(self, memory_mb: int) -> None:
-        """The container was sized for the largest step; each run gets its own memory limit."""
-        wanted = memory_bytes(memory_mb)
-        if wanted == self._memory:
-            return
-        update = functools.partial(
-            self._sandbox.api.update_container,
-            self.container_id,
-            mem_limit=wanted,
-            memswap_limit=wanted,
-        )
-        try:
-            await self._sandbox.call(update)
-        except (DockerException, requests.RequestException) as exc:
-            raise SandboxError(f"could not set the memory limit to {memory_mb} MiB: {exc}") from exc
-        self._memory = wanted
-
-    async def _stop_program(self) -> None:
-        """SIGUSR1 to PID 1 from outside: the supervisor kills every process of the run."""
-        kill = functools.partial(self._sandbox.api.kill, self.container_id, signal="SIGUSR1")
-        try:
-            await self._sandbox.call(kill)
-        except (DockerException, requests.RequestException) as exc:
-            log.warning("could not signal sandbox %s: %s", self.container_id[:12], exc)
-
-    async def _lose(self, why: str) -> None:
-        """The supervisor did not stop the run: kill the container (close() removes it)."""
-        self._lost = why
-        try:
-            await self._sandbox.call(functools.partial(self._sandbox.api.kill, self.container_id))
-        except (DockerException, requests.RequestException) as exc:
-            log.warning("could not kill sandbox %s: %s", self.container_id[:12], exc)
-
-    async def _without_reply(self, result: ProcessResult) -> ProcessResult:
-        """No reply: we killed the container (backstop) or it died. A program that wrecked its
-        sandbox gets its verdict; an engine failure is a SandboxError (retried elsewhere)."""
-        try:
-            oom = await self._sandbox.call(self._oom_killed)
-        except (DockerException, requests.RequestException) as exc:
-            raise SandboxError(f"the Docker engine failed during a run: {exc}") from exc
-        if not (result.timed_out or oom):
-            raise SandboxError(f"sandbox {self.container_id[:12]}: {self._lost}")
-        self._wrecked = True
-        return dataclasses.replace(result, oom_killed=result.oom_killed or oom)
-
-    def _oom_killed(self) -> bool:
-        """Whether the memory limit killed a process of the container: from its state, or from
-        its events once the engine removed it (auto-remove races with the inspection)."""
-        try:
-            return bool(
-                self._sandbox.api.inspect_container(self.container_id)["State"]["OOMKilled"]
-            )
-        except NotFound:
-            pass
-        events = self._sandbox.api.events(
-            since=int(self._opened_at) - 1,
-            until=f"{time.time():.6f}",  # in the past: the engine answers from its history
-            filters={"container": self.container_id, "event": "oom"},
-            decode=True,
-        )
-        try:
-            return any(True for _ in events)
-        finally:
-            events.close()
-
-    # Stream I/O -------------------------------------------------------------------------------
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._sandbox.call(functools.partial(self._sock.sendall, data))
-        except OSError as exc:
-            self._lost = f"the container stopped taking input ({exc})"
-            raise SandboxError(f"sandbox {self.container_id[:12]}: {self._lost}") from exc
-
-    async def _read(self, within_s: float) -> bytes | None:
-        """The next bytes; b"" at the end of the stream; None when within_s passed first.
-        A read still waiting then is kept for the next call: no byte is lost."""
-        if self._recv is None:
-            self._recv = self._sandbox.submit(functools.partial(self._sock.recv, _RECV_BYTES))
-        done, _ = await asyncio.wait({self._recv}, timeout=max(within_s, 0))
-        if not done:
-            return None
-        future, self._recv = self._recv, None
-        try:
-            return future.result()
-        except OSError:
-            return b""
-
-    def _remove(self, graceful: bool) -> None:
-        """Ask the supervisor to exit (faster to remove than a running container), then remove."""
-        try:
-            if not (graceful and self._quit()):
-                self._sandbox.remove_container(self.container_id)
-        finally:
-            if not graceful:
-                _shutdown(self._sock)
-            _close_socket(self._sock)
-
-    def _quit(self) -> bool:
-        """True when the supervisor exited and the engine removed the container (auto-remove)."""
-        try:
-            self._sock.sendall(QUIT)
-            wait = self._sandbox.api.wait
-            wait(self.container_id, timeout=QUIT_TIMEOUT_S, condition="removed")
-        except (OSError, DockerException, requests.RequestException):
-            return False  # the forced removal handles it
-        return True
-
-
-async def _not_run(on_output: OutputSink) -> ProcessResult:
-    """A run after an earlier one wrecked the sandbox: reported as killed, not retried."""
-    await on_output(Stream.SYSTEM, f"not run: {_WRECKED}\n".encode())
-    return ProcessResult(
-        exit_code=None,
-        signal=SIGKILL,
-        wall_time_ms=0,
-        timed_out=False,
-        oom_killed=False,
-        output_limit_exceeded=False,
-        stdout=b"",
-        stderr=b"",
-    )
-
-
-def _shutdown(sock: Any) -> None:
-    """Wake a read blocked in another thread (closing alone does not)."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
