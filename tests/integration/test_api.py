@@ -27,7 +27,7 @@ from bench.projection import fresh_database
 from coderunner.api.server import ApiServers
 from coderunner.proto.coderunner.v1 import coderunner_pb2 as pb
 from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
-from coderunner.settings import Settings
+from coderunner.settings import LOCAL_STACK_DIR, Settings
 from coderunner.streams.topics import ensure_topics
 from tests.integration.programs import FACTORIAL
 from tests.integration.workers import WorkerProcess, isolated_settings
@@ -537,3 +537,26 @@ async def test_ready_turns_503_when_postgres_is_unreachable_and_200_when_back(
         await relay.open()
         async with http.get(url) as response:
             assert response.status == 200, await response.text()
+
+
+async def test_tls_on_the_grpc_port(stack: Settings, worker: WorkerProcess) -> None:
+    """With a certificate and key configured, the port speaks TLS only; a client that trusts
+    the CA gets answers, a plaintext client does not. (The local stack's localhost certificate
+    from scripts/stack/kafka.sh serves as a stand-in for a real one.)"""
+    tls = LOCAL_STACK_DIR / "kafka" / "tls"
+    settings = api_settings(
+        stack, grpc_tls_cert_file=tls / "server.pem", grpc_tls_key_file=tls / "server.key"
+    )
+    credentials = grpc.ssl_channel_credentials(root_certificates=(tls / "ca.pem").read_bytes())
+    async with running_api(settings):
+        target = f"localhost:{settings.grpc_port}"
+        async with grpc.aio.secure_channel(target, credentials) as channel:
+            reply = await pb_grpc.CodeRunnerStub(channel).ListLanguages(
+                pb.ListLanguagesRequest(), timeout=10
+            )
+            assert {lang.id for lang in reply.languages} >= {"python", "c"}
+        async with grpc.aio.insecure_channel(target) as channel:
+            code, _ = await status_code(
+                pb_grpc.CodeRunnerStub(channel).ListLanguages(pb.ListLanguagesRequest(), timeout=5)
+            )
+            assert code is grpc.StatusCode.UNAVAILABLE
