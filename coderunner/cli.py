@@ -6,28 +6,57 @@ import argparse
 import asyncio
 import json
 import logging
+import logging.config
 import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from coderunner.config_check import Problem, settings_problems, validation_problems
+from coderunner.errors import MissingTopics, ServiceUnavailable
+from coderunner.log_format import logging_config
 from coderunner.settings import Settings, load_settings
+
+EXIT_CONFIG = 2  # bad settings, or a service that cannot be reached or used
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.without_settings:  # `config docs` documents the settings: it needs none
+        return _config_docs(None, args)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        # pydantic's own message would echo the input values, secrets included
+        return _print_problems(validation_problems(exc))
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     if args.command is _submit:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)  # keep the program's output clean
-    result: int = args.command(settings, args)
+    try:
+        result: int = args.command(settings, args)
+    except (ServiceUnavailable, MissingTopics) as exc:
+        print(f"coderunner: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return result
+
+
+def _print_problems(problems: list[Problem]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
+
+
+def _worker_logging(settings: Settings) -> dict[str, Any]:
+    """mode.Worker keyword arguments: its own (coloured) text logs, or our JSON lines."""
+    if settings.log_format == "json":
+        return {"logging_config": logging_config(settings.log_level, "json")}
+    return {}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderunner", description=__doc__)
+    parser.set_defaults(without_settings=False)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the whole service in the foreground (Ctrl-C stops)")
@@ -83,6 +112,27 @@ def _parser() -> argparse.ArgumentParser:
         command=_lag
     )
 
+    config = sub.add_parser("config", help="check and document the settings")
+    config_sub = config.add_subparsers(required=True, metavar="ACTION")
+    validate = config_sub.add_parser(
+        "validate", help="print each problem in the settings with its fix; exit 2 if any"
+    )
+    validate.add_argument(
+        "--check-connectivity",
+        action="store_true",
+        help="also reach Kafka, PostgreSQL and the Docker engine",
+    )
+    validate.set_defaults(command=_config_validate)
+    config_sub.add_parser(
+        "docs", help="regenerate docs/configuration.md and .env.example from the settings"
+    ).set_defaults(command=_config_docs, without_settings=True)
+
+    topics = sub.add_parser("topics", help="Kafka topic maintenance")
+    topics_sub = topics.add_subparsers(required=True, metavar="ACTION")
+    topics_sub.add_parser(
+        "create", help="create the missing topics where the broker allows it (also Event Hubs)"
+    ).set_defaults(command=_topics_create)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(required=True, metavar="ACTION")
     db_sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(
@@ -95,9 +145,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     from coderunner.projections.database import describe_dsn
+    from coderunner.streams.probe import ping_kafka
     from coderunner.streams.topics import ensure_topics
     from coderunner.streams.worker import build_worker
 
+    asyncio.run(ping_kafka(settings))  # a wrong key or host fails here, with a clear message
     asyncio.run(ensure_topics(settings))
     app, service = build_worker(settings)
     services: list[Any] = [service]
@@ -119,7 +171,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         + "  Ctrl-C stops the service.",
         flush=True,
     )
-    worker = faust.Worker(app, *services, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(
+        app, *services, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
+    )
     worker.execute_from_commandline()
     return 0
 
@@ -153,10 +207,12 @@ def _projector(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     app, service = build_projector(settings)
     if app is None:  # the plain-consumer reader needs no Faust app
-        mode.Worker(service, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+        mode.Worker(
+            service, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
+        ).execute_from_commandline()
     else:
         faust.Worker(
-            app, service, loglevel=settings.log_level, quiet=True
+            app, service, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
         ).execute_from_commandline()
     return 0
 
@@ -218,6 +274,61 @@ def _lag(settings: Settings, args: argparse.Namespace) -> int:
 
     for (topic, partition), behind in asyncio.run(run()).items():
         print(f"{topic}[{partition}] {behind}")
+    return 0
+
+
+def _config_validate(settings: Settings, args: argparse.Namespace) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # only the problems, please
+    problems = settings_problems(settings)
+    if args.check_connectivity:
+        problems += _connectivity_problems(settings)
+    if not problems:
+        print("config: OK" + (" (Kafka, PostgreSQL and Docker reached)" * args.check_connectivity))
+    return _print_problems(problems)
+
+
+def _connectivity_problems(settings: Settings) -> list[Problem]:
+    from coderunner.projections.database import ping_postgres
+    from coderunner.sandbox.docker_engine import ping_docker
+    from coderunner.streams.probe import ping_kafka
+
+    checks: list[tuple[str, Any]] = [
+        ("KAFKA_BOOTSTRAP_SERVERS", lambda: asyncio.run(ping_kafka(settings))),
+        ("POSTGRES_DSN", lambda: asyncio.run(ping_postgres(settings))),
+        ("DOCKER_HOST", lambda: ping_docker(settings)),
+    ]
+    problems = []
+    for variable, check in checks:
+        try:
+            check()
+        except ServiceUnavailable as exc:
+            problems.append(
+                Problem(variable, exc.reason, f"check {variable} and that {exc.service} is up")
+            )
+    return problems
+
+
+def _config_docs(settings: Settings | None, args: argparse.Namespace) -> int:
+    from coderunner.settings import REPO_ROOT
+    from coderunner.settings_docs import write
+
+    changed = write()
+    for path in changed:
+        print(f"config: wrote {path.relative_to(REPO_ROOT)}")
+    if not changed:
+        print("config: docs/configuration.md and .env.example are up to date")
+    return 0
+
+
+def _topics_create(settings: Settings, args: argparse.Namespace) -> int:
+    from coderunner.streams.topics import ensure_topics, topic_names
+
+    created = asyncio.run(ensure_topics(settings, create=True))
+    print(
+        f"topics: created {', '.join(created)}"
+        if created
+        else f"topics: all present ({', '.join(topic_names(settings))})"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 CoderunnerError                  base; `retriable` says whether trying again can help
 ├── ServiceUnavailable           Kafka, PostgreSQL or Docker cannot be reached (retriable)
+├── MissingTopics                the Event Hubs profile found topics not created (no auto-create)
 ├── InvalidSubmission            a submission broke a rule; `field` names what was wrong
 ├── InvalidRequest               an API request broke a rule (bad filter, page token, id)
 ├── ExecutionNotFound            the read models hold no execution with that id
@@ -36,6 +37,21 @@ class ServiceUnavailable(CoderunnerError):
         self.reason = reason
         self.how_to_start = how_to_start
         super().__init__(f"{service} is not reachable at {where}: {reason}. {how_to_start}")
+
+
+class MissingTopics(CoderunnerError):
+    """Topics the service needs do not exist, and this profile (Event Hubs) must not create them."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+    def __init__(self, topics: list[str], where: str) -> None:
+        self.topics = topics
+        super().__init__(
+            f"topics missing at {where}: {', '.join(topics)}. The Event Hubs profile"
+            " (KAFKA_CONNECTION_STRING set) does not create topics: create them as event hubs"
+            " in Azure (see docs/event-hubs.md), or run `coderunner topics create` where the"
+            " broker allows it"
+        )
 
 
 class InvalidSubmission(CoderunnerError):

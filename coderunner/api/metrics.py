@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from coderunner.api import queries
 from coderunner.projections.replay import positions
 from coderunner.settings import Settings
-from coderunner.streams.kafka_config import aiokafka_kwargs
+from coderunner.streams.kafka_config import aiokafka_kwargs, producer_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class ApiMetrics:
         """Every partition of the three topics (a live topic never changes its count). A
         producer waits for a topic's metadata; the consumer's public API only reads a cache."""
         s = self._settings
-        producer = AIOKafkaProducer(**aiokafka_kwargs(s))
+        producer = AIOKafkaProducer(**producer_kwargs(s))
         await producer.start()
         try:
             return [

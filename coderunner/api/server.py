@@ -76,7 +76,7 @@ class ApiServers:
         s = self.settings
         # min_size=0: the API starts (and /ready says why) while PostgreSQL is down.
         self._pool = await asyncpg.create_pool(
-            s.postgres_dsn.get_secret_value(), min_size=0, max_size=10
+            s.postgres_dsn.get_secret_value(), min_size=0, max_size=s.postgres_pool_size
         )
         self._client = ExecutionClient(s)
         await self._client.__aenter__()

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import docker
 from docker.errors import DockerException
+from docker.tls import TLSConfig
 
 from coderunner.errors import LOCAL_STACK_HINT, ServiceUnavailable
 from coderunner.settings import Settings
 
 
 def docker_client(settings: Settings, timeout: int = 60) -> docker.DockerClient:
-    """A client for the configured engine; TLS settings come from DOCKER_TLS_VERIFY/CERT_PATH."""
+    """A client for the configured engine: DOCKER_HOST with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH
+    from the settings, or the docker SDK's own defaults when DOCKER_HOST is unset."""
     try:
         if settings.docker_host:
-            return docker.DockerClient(base_url=settings.docker_host, timeout=timeout)
+            return docker.DockerClient(
+                base_url=settings.docker_host, timeout=timeout, tls=tls_config(settings)
+            )
         return docker.from_env(timeout=timeout)
     except DockerException as exc:
         raise _unavailable(settings, exc) from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS for a tcp:// DOCKER_HOST: the client certificate from DOCKER_CERT_PATH, and the
+    engine's certificate checked against its ca.pem when DOCKER_TLS_VERIFY is on."""
+    if settings.docker_cert_path is None:
+        return bool(settings.docker_tls_verify)
+    certs = settings.docker_cert_path
+    return TLSConfig(
+        client_cert=(str(certs / "cert.pem"), str(certs / "key.pem")),
+        ca_cert=str(certs / "ca.pem") if settings.docker_tls_verify else None,
+        verify=settings.docker_tls_verify,
+    )
 
 
 def ping_docker(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from coderunner.settings import SecurityProtocol, Settings
-from coderunner.streams.kafka_config import ssl_context
+from coderunner.streams.kafka_config import faust_broker_settings, ssl_context
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         # A few ms of linger batches the events of concurrent executions into one request.
         producer_linger_ms=5,
         web_enabled=False,
+        # Event Hubs profile: its client timeouts, request size cap, and no topic declaration.
+        **faust_broker_settings(settings),
     )
 
 

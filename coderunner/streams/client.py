@@ -19,7 +19,7 @@ from coderunner.handlers.emitter import utc_now
 from coderunner.schemas import events as ev
 from coderunner.schemas.codec import SchemaRegistry, encode_key
 from coderunner.settings import Settings
-from coderunner.streams.kafka_config import aiokafka_kwargs
+from coderunner.streams.kafka_config import aiokafka_kwargs, producer_kwargs
 
 TERMINAL = (ev.ExecutionCompleted, ev.ExecutionRejected, ev.ExecutionCancelled)
 
@@ -35,7 +35,7 @@ class ExecutionClient:
         self._settings = settings
         self._registry = registry or SchemaRegistry()
         kwargs = aiokafka_kwargs(settings)
-        self._producer = AIOKafkaProducer(**kwargs, linger_ms=0, acks="all")
+        self._producer = AIOKafkaProducer(**producer_kwargs(settings), linger_ms=0, acks="all")
         # No consumer group: every client reads the events topic on its own, from "now".
         self._consumer = AIOKafkaConsumer(**kwargs, group_id=None, fetch_max_wait_ms=100)
         self._followers: dict[str, asyncio.Queue[Any]] = {}

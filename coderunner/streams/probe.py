@@ -10,12 +10,21 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from coderunner.errors import LOCAL_STACK_HINT, ServiceUnavailable
 from coderunner.settings import Settings
-from coderunner.streams.kafka_config import aiokafka_kwargs
+from coderunner.streams.kafka_config import aiokafka_kwargs, producer_kwargs
+
+# What one broker connection takes of the client kwargs (no metadata or idle settings).
+_CONNECTION_OPTIONS = (
+    "security_protocol",
+    "ssl_context",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+)
 
 
 async def ping_kafka(settings: Settings, timeout_ms: int = 5000) -> None:
     """Connect and fetch cluster metadata, or raise ServiceUnavailable saying what failed."""
-    producer = AIOKafkaProducer(**aiokafka_kwargs(settings), request_timeout_ms=timeout_ms)
+    producer = AIOKafkaProducer(**producer_kwargs(settings) | {"request_timeout_ms": timeout_ms})
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:
@@ -38,7 +47,7 @@ async def _explain_bootstrap_failure(kwargs: dict[str, Any], timeout_ms: int) ->
     """aiokafka reports a rejected password only as "Unable to bootstrap" (and a log line).
     One direct connection to the first broker brings out the real cause."""
     host, _, port = kwargs["bootstrap_servers"].split(",")[0].strip().rpartition(":")
-    options = {k: v for k, v in kwargs.items() if k != "bootstrap_servers"}
+    options = {k: v for k, v in kwargs.items() if k in _CONNECTION_OPTIONS}
     try:
         conn = await create_conn(host, int(port), request_timeout_ms=timeout_ms, **options)
     except KafkaError as exc:

@@ -8,6 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from coderunner.errors import MissingTopics
 from coderunner.settings import Settings
 from coderunner.streams.kafka_config import aiokafka_kwargs
 
@@ -22,17 +23,22 @@ def topic_names(settings: Settings) -> list[str]:
     ]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
+async def ensure_topics(settings: Settings, create: bool | None = None) -> list[str]:
     """Create the missing topics (partitions from settings, retention left to the broker).
 
     Returns the names created. Existing topics are never changed: repartitioning a live topic
-    would break per-execution ordering.
+    would break per-execution ordering. In the Event Hubs profile (unless `create` says
+    otherwise) nothing is created: a missing topic raises MissingTopics naming it.
     """
+    if create is None:
+        create = not settings.event_hubs
     admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
+        if missing and not create:
+            raise MissingTopics(missing, settings.kafka_bootstrap_servers)
         if missing:
             partitions = settings.kafka_topic_partitions
             new = [NewTopic(n, partitions, replication_factor=1) for n in missing]

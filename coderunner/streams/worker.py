@@ -87,7 +87,9 @@ class ExecutionWorker:
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.settings.postgres_dsn.get_secret_value(), min_size=1, max_size=4
+            self.settings.postgres_dsn.get_secret_value(),
+            min_size=1,
+            max_size=self.settings.postgres_pool_size,
         )
         async with self._pool.acquire() as conn:
             await migrate(conn)
