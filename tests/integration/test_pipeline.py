@@ -433,3 +433,33 @@ async def test_worker_killed_mid_execution_loses_nothing(
     assert (slow_done.verdict, slow_done.attempt) == (Verdict.ACCEPTED, 2), (slow_done, quick_done)
     assert (quick_done.verdict, quick_done.attempt) == (Verdict.ACCEPTED, 1)
     assert rerun == []  # redelivered after the restart, but finished work does not run twice
+
+
+async def test_sigterm_hands_back_running_work_and_exits_cleanly(
+    kafka: Settings, postgres: Settings, docker_engine: Settings, tmp_path: Path
+) -> None:
+    """Graceful shutdown: the process exits with status 0, its container is gone, and the
+    running execution still ends exactly once — finished during the shutdown, or handed back
+    unacknowledged and run again by the next worker."""
+    settings = isolated_settings(sandbox_max_in_flight=2)
+    log = tmp_path / "worker.log"
+    first = WorkerProcess(settings, log).start()
+    slow = new_submission("python", "import time\nprint('working', flush=True)\ntime.sleep(4)")
+    async with ExecutionClient(settings) as client:
+        await client.submit(slow)
+        async for event in client.events(slow.execution_id):
+            if isinstance(event, ev.LogChunk) and "working" in event.content:
+                break
+        first.stop()  # SIGTERM
+        assert first.process is not None and first.process.returncode == 0, first.tail()
+        await until_removed(slow.execution_id)
+        second = WorkerProcess(settings, log).start()
+        try:
+            done = await asyncio.wait_for(client.wait(slow.execution_id), 120)
+            client.follow(slow.execution_id)
+            await asyncio.sleep(3)  # a second run would show up here
+        finally:
+            second.stop()
+        again = client.pending(slow.execution_id)
+    assert done.verdict is Verdict.ACCEPTED
+    assert not any(isinstance(e, ev.ExecutionCompleted) for e in again)
