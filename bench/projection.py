@@ -1,9 +1,29 @@
-"""Projection throughput: the projector (Faust agent) against a bare aiokafka+fastavro+COPY loop.
+"""Projection throughput: the projector's two readers against a bare aiokafka+fastavro+COPY loop.
 
-Both replay the same topic pair of realistic generated events (many executions with steps,
-logs, test results, some rejected, cancelled or retried) from offset 0 into their own fresh
-PostgreSQL database, in the same run. The service figure is the real projector process
-(`coderunner projector`) from its start to the moment its positions reach the end offsets.
+All of them replay the same topic pair of realistic generated events (many executions with
+steps, logs, test results, some rejected, cancelled or retried) from offset 0 into their own
+fresh, migrated PostgreSQL database, in the same run. The service figure is the real projector
+process (`coderunner projector`) from its start to the moment its positions reach the end
+offsets (and, in brackets, from its first commit: the steady state).
+
+The bare baseline is what a competent engineer writes for a one-off import, with no framework:
+an aiokafka consumer assigned to every partition of both topics, `getmany` batches of up to
+5,000 records, each value decoded with fastavro's `schemaless_reader` (writer schema picked by
+the header's fingerprint), the rows built in plain dicts and tuples, and ONE transaction per
+batch COPYing them with asyncpg into the projector's own tables (same database schema, same
+columns, primary keys and indexes, made by the same migrations):
+- `events`: the archive row of every event, raw message bytes included;
+- `execution_steps`, `execution_logs`, `test_results`: one row per step (a StepStarted is held
+  in memory until its StepCompleted, so each row is COPYed once, complete), log chunk, test;
+- `executions`: one row per execution, held in memory until both its submission and its
+  terminal event were seen (or the replay ends), then COPYed once.
+That is the same information the projector stores, so the ratio measures what the framework's
+guarantees cost, not a difference in the work asked. What the baseline leaves out is exactly
+those guarantees: no positions stored per topic-partition, no skipping of redelivered
+messages, no loading of the current rows, no idempotent upserts (ON CONFLICT), no supersession
+of an aborted attempt's rows (it keeps them), no dead-letter parking, no NUL scrubbing, no
+advisory locks, no retries. It would be wrong after a crash or a redelivery; it is the fastest
+honest way to get these tables from these topics.
 """
 
 from __future__ import annotations
@@ -11,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import random
 import subprocess
 import sys
@@ -20,14 +41,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastavro import schemaless_reader
 
+from coderunner.projections.fold import EXECUTION_COLUMNS, LOG_COLUMNS, STEP_COLUMNS, TEST_COLUMNS
 from coderunner.projections.migrations import migrate
+from coderunner.projections.store import ARCHIVE_COLUMNS
 from coderunner.schemas.codec import HEADER_SIZE, default_registry
 from coderunner.settings import Settings
 from coderunner.streams.kafka_config import aiokafka_kwargs
@@ -233,19 +256,179 @@ async def publish(settings: Settings, messages: Iterator[Message]) -> int:
 
 
 # --- the bare baseline ------------------------------------------------------------------------
+# What a competent engineer writes for a one-off import of these topics, with no framework:
+# aiokafka getmany -> fastavro schemaless_reader -> rows in plain dicts -> asyncpg COPY, one
+# transaction per fetched batch. It stores what the projector stores (the module docstring says
+# why that is the fair comparison) but with none of the projector's extras.
 
-_BASELINE_TABLE = (
-    "CREATE TABLE bare_events (execution_id text, attempt int, seq int, event_type text,"
-    " occurred_at timestamptz, body text)"
+_TERMINAL = {
+    "ExecutionCompleted": "completed",
+    "ExecutionRejected": "rejected",
+    "ExecutionCancelled": "cancelled",
+}
+_COMPLETED_COLUMNS = (
+    "verdict",
+    "message",
+    "exit_code",
+    "signal",
+    "tests_passed",
+    "tests_total",
+    "duration_us",
+    "compile_time_us",
+    "run_time_us",
+    "peak_memory_kb",
+    "image",
+    "image_digest",
 )
 
 
+class _BareRows:
+    """Rows of one batch, plus the executions and steps still open (kept in memory)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, dict[str, Any]] = {}
+        self.open_steps: dict[tuple[str, int, str], list[Any]] = {}
+        self.done: dict[str, dict[str, Any]] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        self.archive: list[tuple[Any, ...]] = []
+        self.finished: list[tuple[Any, ...]] = []
+        self.steps: list[tuple[Any, ...]] = []
+        self.logs: list[tuple[Any, ...]] = []
+        self.tests: list[tuple[Any, ...]] = []
+
+    def add(self, r: Any, e: dict[str, Any]) -> None:
+        eid, attempt, seq, name, at = (
+            e["execution_id"],
+            e["attempt"],
+            e["seq"],
+            e["event_type"],
+            e["occurred_at"],
+        )
+        self.archive.append(
+            (e["event_id"], eid, attempt, seq, name, at, r.topic, r.partition, r.offset, r.value)
+        )
+        row = self.executions.setdefault(eid, {"execution_id": eid, "status": "queued"})
+        if name == "ExecutionSubmitted":
+            row.update(
+                attempt=row.get("attempt", 0),
+                last_seq=row.get("last_seq", 0),
+                language=e["language"],
+                submission_event_id=e["event_id"],
+                client=e["client"],
+                source=e["source"],
+                stdin=e["stdin"],
+                extra_files=json.dumps(e["extra_files"]),
+                compiler_options=json.dumps(e["compiler_options"]),
+                args=json.dumps(e["args"]),
+                test_cases=json.dumps(e["tests"]),
+                requested_limits=json.dumps(e["limits"]),
+                comparison=e["comparison"],
+                submitted_at=at,
+            )
+            row.setdefault("tests_total", len(e["tests"]))
+        else:
+            row["attempt"], row["last_seq"] = attempt, seq
+        if name == "ExecutionAccepted":
+            row.update(
+                status="running",
+                started_at=at,
+                language_version=e["language_version"],
+                image=e["image"],
+                image_digest=e["image_digest"],
+                limits=json.dumps(e["limits"]),
+                compile_limits=json.dumps(e["compile_limits"]),
+                worker=e["worker"],
+            )
+        elif name == "StepStarted":
+            self.open_steps[(eid, attempt, e["step"])] = [eid, attempt, e["step"], seq, at]
+        elif name == "StepCompleted":
+            s = self.open_steps.pop((eid, attempt, e["step"]))
+            status = e["status"].lower()
+            self.steps.append(
+                (
+                    *s[:4],
+                    status,
+                    s[4],
+                    at,
+                    e["duration_us"],
+                    e["exit_code"],
+                    e["signal"],
+                    e["message"],
+                )
+            )
+        elif name == "LogChunk":
+            self.logs.append(
+                (
+                    eid,
+                    attempt,
+                    e["chunk_index"],
+                    seq,
+                    e["step"],
+                    e["stream"].lower(),
+                    e["content"],
+                    e["truncated"],
+                    at,
+                )
+            )
+        elif name == "TestCompleted":
+            self.tests.append(
+                (
+                    eid,
+                    attempt,
+                    e["test_index"],
+                    seq,
+                    e["name"],
+                    e["verdict"],
+                    e["input"],
+                    e["expected_output"],
+                    e["actual_output"],
+                    e["output_truncated"],
+                    e["exit_code"],
+                    e["signal"],
+                    e["time_ms"],
+                    e["peak_memory_kb"],
+                    at,
+                )
+            )
+        elif name in _TERMINAL:
+            row["status"], row["completed_at"] = _TERMINAL[name], at
+            if name == "ExecutionCompleted":
+                row.update((c, e[c]) for c in _COMPLETED_COLUMNS)
+            elif name == "ExecutionRejected":
+                row["reject_field"], row["message"] = e["field"], e["reason"]
+            else:
+                row["message"] = e["reason"]
+        if row["status"] in _TERMINAL.values() and "submission_event_id" in row:
+            self.finished.append(tuple(map(row.get, EXECUTION_COLUMNS)))
+            del self.executions[eid]
+
+    def flush_open(self) -> None:
+        """At the end: the executions still open (no terminal event yet) are written as they are."""
+        self.finished += [
+            tuple(map(row.get, EXECUTION_COLUMNS)) for row in self.executions.values()
+        ]
+        self.executions.clear()
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            for table, columns, rows in (
+                ("events", ARCHIVE_COLUMNS, self.archive),
+                ("executions", EXECUTION_COLUMNS, self.finished),
+                ("execution_steps", STEP_COLUMNS, self.steps),
+                ("execution_logs", LOG_COLUMNS, self.logs),
+                ("test_results", TEST_COLUMNS, self.tests),
+            ):
+                if rows:
+                    await conn.copy_records_to_table(table, records=rows, columns=columns)
+        self.clear()
+
+
 async def baseline(settings: Settings, dsn: str, total: int) -> float:
-    """aiokafka -> fastavro -> asyncpg COPY, no framework: events/s."""
-    registry = default_registry()
-    schemas = {v.fingerprint: v.schema for v in registry}
+    """aiokafka -> fastavro -> asyncpg COPY into the projector's tables, no framework: events/s."""
+    schemas = {v.fingerprint: v.schema for v in default_registry()}
     conn = await asyncpg.connect(dsn)
-    await conn.execute(_BASELINE_TABLE)
     consumer = AIOKafkaConsumer(
         **aiokafka_kwargs(settings),
         group_id=None,
@@ -259,28 +442,20 @@ async def baseline(settings: Settings, dsn: str, total: int) -> float:
         tps = list(_end_offsets_tps(await end_offsets(settings)))
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        rows = _BareRows()
         done = 0
         while done < total:
             data = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            rows = []
             for records in data.values():
                 for r in records:
-                    rec = schemaless_reader(
-                        io.BytesIO(r.value[HEADER_SIZE:]), schemas[r.value[2:10]]
-                    )
-                    rows.append(
-                        (
-                            rec["execution_id"],
-                            rec["attempt"],
-                            rec["seq"],
-                            rec["event_type"],
-                            rec["occurred_at"],
-                            rec.get("content") or rec.get("source") or "",
-                        )
-                    )
-            async with conn.transaction():
-                await conn.copy_records_to_table("bare_events", records=rows)
-            done += len(rows)
+                    body = io.BytesIO(r.value)
+                    body.seek(HEADER_SIZE)
+                    record = schemaless_reader(body, schemas[r.value[2:HEADER_SIZE]])
+                    rows.add(r, cast(dict[str, Any], record))
+                done += len(records)
+            if done >= total:
+                rows.flush_open()
+            await rows.copy(conn)
         return total / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -373,7 +548,20 @@ async def drop_database(admin_dsn: str, dsn: str) -> None:
         await conn.close()
 
 
-async def main(events: int) -> None:
+_COUNTED = ("events", "executions", "execution_steps", "execution_logs", "test_results")
+
+
+async def row_counts(dsn: str) -> list[int]:
+    """Rows of the archive and the four read models (the baseline supersedes nothing: it keeps
+    the steps of attempts that a retry replaced)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in _COUNTED]  # noqa: S608
+    finally:
+        await conn.close()
+
+
+async def main(events: int, readers: list[str]) -> None:
     settings = isolated_settings()
     admin_dsn = settings.postgres_dsn.get_secret_value()
     t0 = time.perf_counter()
@@ -383,21 +571,30 @@ async def main(events: int) -> None:
     base_dsn = await fresh_database(admin_dsn, f"{tag}_bare")
     logs = Path(tempfile.mkdtemp())
     base = await baseline(settings, base_dsn, total)
+    rows = {"bare": await row_counts(base_dsn)}
     figures = {}
-    for reader in ("consumer", "agent"):
+    for reader in readers:
         dsn = await fresh_database(admin_dsn, f"{tag}_{reader}")
         figures[reader] = await service(settings, dsn, total, logs / f"{reader}.log", reader)
+        rows[reader] = await row_counts(dsn)
         await drop_database(admin_dsn, dsn)
     await drop_database(admin_dsn, base_dsn)
     print(f"\nprojection replay of {total} events from offset 0 (same run; logs in {logs})")
     print(f"{'':40}{'events/s':>10}{'ratio':>8}   (steady state, ratio)")
-    print(f"{'bare aiokafka+fastavro+COPY (1 table)':40}{base:10.0f}{1:8.2f}")
+    print(f"{'bare aiokafka+fastavro+COPY (5 tables)':40}{base:10.0f}{1:8.2f}")
     for reader, (rate, steady) in figures.items():
         label = f"coderunner projector, {reader} reader"
         print(f"{label:40}{rate:10.0f}{rate / base:8.2f}   ({steady:.0f}, {steady / base:.2f})")
+    print(f"\nrows stored ({', '.join(_COUNTED)}):")
+    for who, counts in rows.items():
+        print(f"  {who:10}{' '.join(f'{n:>9}' for n in counts)}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument(
+        "--readers", nargs="*", choices=("consumer", "agent"), default=["consumer", "agent"]
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.readers))

@@ -190,12 +190,16 @@ class Settings(BaseSettings):
         " projector` runs it alone, in consumer group KAFKA_CONSUMER_GROUP + `-projector`.",
     )
     projection_reader: Literal["agent", "consumer"] = Field(
-        default="agent",
-        description="How the projection reads Kafka: a Faust `agent` or a plain aiokafka"
-        " `consumer` (faster; see the bench).",
+        default="consumer",
+        description="How the projection reads Kafka: a plain aiokafka `consumer` (default), or"
+        " a Faust `agent` (several times slower: see coderunner/streams/projector.py).",
     )
     projection_batch_size: int = Field(
-        default=5000, ge=1, le=100_000, description="Events per PostgreSQL transaction."
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Most events fetched at once; the consumer reader splits them into its"
+        " lanes, one PostgreSQL transaction each (the agent: one transaction).",
     )
     projection_batch_seconds: float = Field(
         default=0.1, gt=0, le=10, description="Longest wait to fill a projection batch (s)."

@@ -1,6 +1,7 @@
 """Applies batches of raw messages to the read models: one transaction per batch.
 
-Per batch: decode (outside the transaction), then in ONE transaction lock the positions of the
+Per batch: decode (`decode`, outside the transaction and free of state, so a reader may decode
+the next batch while this one commits), then in ONE transaction lock the positions of the
 batch's topic-partitions, drop messages below them (redelivered), fold the rest, write the row
 changes, the archive rows, the parked poison events and the new positions. A crash at any
 moment either commits all of it or nothing, so replaying from any earlier offset is harmless.
@@ -19,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -50,9 +51,8 @@ _RETRIABLE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SourceMessage:
-    """A consumed Kafka message, as the projector needs it."""
+class SourceMessage(NamedTuple):
+    """A consumed Kafka message, as the projector needs it (a tuple: cheap to make)."""
 
     topic: str
     partition: int
@@ -70,7 +70,9 @@ class BatchResult:
 
 
 @dataclass(slots=True)
-class _Decoded:
+class DecodedMessage:
+    """A message decoded ahead of its transaction (`Projector.decode`)."""
+
     message: SourceMessage
     name: str = ""
     record: dict[str, Any] | None = None
@@ -87,6 +89,7 @@ class Projector:
         registry: SchemaRegistry | None = None,
         projection: str = READ_MODELS,
         lock_partitions: bool = True,
+        archive_by_copy: bool = True,
         retry_delays: Sequence[float] = (0.2, 0.5, 1.0, 2.0, 5.0),
     ) -> None:
         self._acquire = acquire  # () -> async context manager yielding a connection
@@ -94,17 +97,25 @@ class Projector:
         self._registry = registry or SchemaRegistry()
         self.projection = projection
         self._lock_partitions = lock_partitions
+        self._archive_by_copy = archive_by_copy
         self._retry_delays = retry_delays
 
     async def apply(self, messages: Sequence[SourceMessage]) -> BatchResult:
         """Apply a batch; returns only once it is committed (retrying infrastructure errors)."""
-        decoded = [self._decode(m) for m in messages]
-        return await self._apply_or_split(decoded)
+        return await self.apply_decoded(self.decode(messages))
+
+    async def apply_decoded(self, batch: Sequence[DecodedMessage]) -> BatchResult:
+        """Apply a batch `decode` made (a reader may decode the next batch meanwhile)."""
+        return await self._apply_or_split(list(batch))
 
     # --- decoding (no I/O) ----------------------------------------------------------------
 
-    def _decode(self, message: SourceMessage) -> _Decoded:
-        item = _Decoded(message)
+    def decode(self, messages: Sequence[SourceMessage]) -> list[DecodedMessage]:
+        """Decode a batch: pure CPU, no state, so it may run while another batch commits."""
+        return [self._decode(m) for m in messages]
+
+    def _decode(self, message: SourceMessage) -> DecodedMessage:
+        item = DecodedMessage(message)
         try:
             item.name, item.record = self._registry.decode_record(message.value or b"")
         except UndecodableEvent as exc:
@@ -117,7 +128,7 @@ class Projector:
 
     # --- one transaction per batch, split on data errors -----------------------------------
 
-    async def _apply_or_split(self, batch: list[_Decoded]) -> BatchResult:
+    async def _apply_or_split(self, batch: list[DecodedMessage]) -> BatchResult:
         try:
             return await self._apply_retrying(batch)
         except asyncpg.PostgresError as exc:
@@ -131,7 +142,7 @@ class Projector:
             second = await self._apply_or_split(batch[half:])
             return _merge(first, second)
 
-    async def _apply_retrying(self, batch: list[_Decoded]) -> BatchResult:
+    async def _apply_retrying(self, batch: list[DecodedMessage]) -> BatchResult:
         attempt = 0
         while True:
             try:
@@ -148,9 +159,9 @@ class Projector:
                 )
                 await asyncio.sleep(delay)
 
-    async def _apply_once(self, batch: list[_Decoded]) -> BatchResult:
+    async def _apply_once(self, batch: list[DecodedMessage]) -> BatchResult:
         async with self._acquire() as conn, conn.transaction():
-            store = ReadModelStore(conn, self.projection)
+            store = ReadModelStore(conn, self.projection, self._archive_by_copy)
             tps = {(d.message.topic, d.message.partition) for d in batch}
             if self._lock_partitions:
                 await store.lock_partitions(p for _, p in tps)
@@ -181,7 +192,7 @@ def _tp(message: SourceMessage) -> tuple[str, int]:
 
 
 def _fold_batch(
-    batch: list[_Decoded], rows: dict[str, ExecutionRow], submissions_topic: str
+    batch: list[DecodedMessage], rows: dict[str, ExecutionRow], submissions_topic: str
 ) -> tuple[BatchResult, RowChanges, list[ArchivedEvent], list[ParkedEvent]]:
     result = BatchResult()
     changes = RowChanges()

@@ -111,7 +111,11 @@ async def rebuild(
     await _create_rebuild_schema(conn)
     await conn.execute(f"SET search_path = {REBUILD_SCHEMA}, public")
     projector = Projector(
-        lambda: _borrowed(conn), submissions_topic, projection=projection, lock_partitions=False
+        lambda: _borrowed(conn),
+        submissions_topic,
+        projection=projection,
+        lock_partitions=False,
+        archive_by_copy=False,  # the live archive holds the replayed events already
     )
     totals = {"messages": 0, "applied": 0, "skipped": 0, "parked": 0}
     try:

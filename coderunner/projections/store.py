@@ -1,15 +1,18 @@
 """SQL of the read models: lock positions, load execution rows, write a batch's row changes.
 
-Every write is one statement per table over arrays (`INSERT ... SELECT * FROM unnest(...)`):
-asyncpg sends the arrays in binary, as fast as COPY, and ON CONFLICT still works. Table names
-are unqualified, so a rebuild writes into its own schema by putting it first on search_path.
+Rows that may meet an existing row (executions, steps, test results) are written with one
+statement per table over arrays (`INSERT ... SELECT * FROM unnest(...) ON CONFLICT ...`):
+asyncpg sends the arrays in binary. Insert-only rows (the archive, log chunks) are COPYed
+straight into their table inside a savepoint, twice as fast as that INSERT; the rare batch
+holding a row that is in already falls back to the idempotent INSERT. Table names are
+unqualified, so a rebuild writes into its own schema by putting it first on search_path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -79,9 +82,8 @@ DEADLETTER_COLUMNS = (
 _PARTITION_LOCK_CLASS = 0x70726A
 
 
-@dataclass(frozen=True, slots=True)
-class ArchivedEvent:
-    """A row of the `events` archive."""
+class ArchivedEvent(NamedTuple):
+    """A row of the `events` archive (a tuple: written as it is)."""
 
     event_id: str
     execution_id: str
@@ -108,33 +110,25 @@ class ParkedEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class _Staged:
-    """Rows COPYed into a temporary twin of `table`, then merged with one INSERT ... SELECT."""
+class _Upsert:
+    """One INSERT ... SELECT FROM unnest(<one array per column>) ... ON CONFLICT per table."""
 
     table: str
     columns: tuple[str, ...]
     conflict: str
+    types: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def stage(self) -> str:
-        return f"stage_{self.table}"
-
-    @property
-    def create_stage(self) -> str:
-        return (
-            f"CREATE TEMP TABLE IF NOT EXISTS {self.stage}"
-            f" (LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;"
-        )
-
-    @property
-    def merge(self) -> str:
-        # Emptying the stage as we go matters: inside one outer transaction (a rebuild's swap)
-        # ON COMMIT DELETE ROWS would keep earlier batches' rows. Identifiers are this module's
-        # constants; values travel by COPY.
+    def sql(self) -> str:
+        # Identifiers are this module's constants; values travel as binary arrays.
         cols = ", ".join(self.columns)
+        arrays = ", ".join(
+            f"${i}::{self.types.get(c, _TYPES.get(c, 'text'))}[]"
+            for i, c in enumerate(self.columns, 1)
+        )
         return (
-            f"WITH staged AS (DELETE FROM {self.stage} RETURNING {cols})"  # noqa: S608
-            f" INSERT INTO {self.table} ({cols}) SELECT {cols} FROM staged {self.conflict}"
+            f"INSERT INTO {self.table} ({cols}) SELECT * FROM unnest({arrays})"  # noqa: S608
+            f" {self.conflict}"
         )
 
 
@@ -142,13 +136,13 @@ def _update_all(columns: Iterable[str]) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
 
 
-_EXECUTIONS = _Staged(
+_EXECUTIONS = _Upsert(
     "executions",
     EXECUTION_COLUMNS,
     f"ON CONFLICT (execution_id) DO UPDATE SET {_update_all(EXECUTION_COLUMNS[1:])}",
 )
 # A step's row may come in two batches (started, then completed): merge, never erase.
-_STEPS = _Staged(
+_STEPS = _Upsert(
     "execution_steps",
     STEP_COLUMNS,
     "ON CONFLICT (execution_id, attempt, step) DO UPDATE SET"
@@ -162,15 +156,14 @@ _STEPS = _Staged(
         for c in ("completed_at", "duration_us", "exit_code", "signal", "message")
     ),
 )
-_LOGS = _Staged("execution_logs", LOG_COLUMNS, "ON CONFLICT DO NOTHING")
-_TESTS = _Staged(
+_LOGS = _Upsert("execution_logs", LOG_COLUMNS, "ON CONFLICT DO NOTHING")
+_TESTS = _Upsert(
     "test_results",
     TEST_COLUMNS,
     "ON CONFLICT (execution_id, attempt, test_index)"
     f" DO UPDATE SET {_update_all(TEST_COLUMNS[3:])}",
 )
-_ARCHIVE = _Staged("events", ARCHIVE_COLUMNS, "ON CONFLICT (event_id) DO NOTHING")
-_CREATE_STAGES = " ".join(t.create_stage for t in (_EXECUTIONS, _STEPS, _LOGS, _TESTS, _ARCHIVE))
+_ARCHIVE = _Upsert("events", ARCHIVE_COLUMNS, "ON CONFLICT (event_id) DO NOTHING", _ARCHIVE_TYPES)
 _INSERT_DEADLETTERS = (
     "INSERT INTO projection_deadletters (projection, source_topic, source_partition,"
     " source_offset, key, payload, reason) SELECT $1, * FROM unnest($2::text[], $3::int[],"
@@ -194,10 +187,10 @@ _LOAD_EXECUTIONS = f"SELECT {_EXECUTION_LIST} FROM executions WHERE execution_id
 _CHILD_TABLES = ("execution_steps", "execution_logs", "test_results")
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[Sequence[Any]]:
     if not rows:
         return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+    return list(zip(*rows, strict=True))
 
 
 def _clean_text(value: Any) -> Any:
@@ -221,9 +214,13 @@ def _clean_rows(rows: list[tuple[Any, ...]], text_columns: Sequence[int]) -> lis
 class ReadModelStore:
     """The read-model tables seen through one connection, inside the caller's transaction."""
 
-    def __init__(self, conn: asyncpg.Connection, projection: str) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, projection: str, archive_by_copy: bool = True
+    ) -> None:
         self.conn = conn
         self.projection = projection
+        # False when the archive is known to hold the events already (a rebuild replays them).
+        self.archive_by_copy = archive_by_copy
 
     async def lock_partitions(self, partitions: Iterable[int]) -> None:
         await self.conn.execute(
@@ -268,20 +265,23 @@ class ReadModelStore:
                     ids,
                     attempts,
                 )
-        await conn.execute(_CREATE_STAGES)
         await self._merge(
             _EXECUTIONS,
             [r.as_tuple() for r in changes.executions.values()],
             _text_columns(EXECUTION_COLUMNS, "source", "stdin", "message", "client"),
         )
         await self._merge(_STEPS, changes.step_rows(), _text_columns(STEP_COLUMNS, "message"))
-        await self._merge(_LOGS, changes.log_rows(), _text_columns(LOG_COLUMNS, "content"))
+        logs = _clean_rows(changes.log_rows(), _text_columns(LOG_COLUMNS, "content"))
+        await self._append(_LOGS, logs)
         await self._merge(
             _TESTS,
             changes.test_rows(),
             _text_columns(TEST_COLUMNS, "name", "input", "expected_output", "actual_output"),
         )
-        await self._merge(_ARCHIVE, [_archive_tuple(a) for a in archive])
+        if self.archive_by_copy:
+            await self._append(_ARCHIVE, archive)
+        else:
+            await self._merge(_ARCHIVE, archive)
         if parked:
             values = [tuple(getattr(p, c) for c in DEADLETTER_COLUMNS) for p in parked]
             await conn.execute(_INSERT_DEADLETTERS, self.projection, *_columns(values, 6))
@@ -296,30 +296,28 @@ class ReadModelStore:
             )
 
     async def _merge(
-        self, target: _Staged, rows: list[tuple[Any, ...]], text_columns: Sequence[int] = ()
+        self, target: _Upsert, rows: Sequence[tuple[Any, ...]], text_columns: Sequence[int] = ()
     ) -> None:
         if not rows:
             return
         if text_columns:
-            rows = _clean_rows(rows, text_columns)
-        await self.conn.copy_records_to_table(target.stage, records=rows, columns=target.columns)
-        await self.conn.execute(target.merge)
+            rows = _clean_rows(list(rows), text_columns)
+        await self.conn.execute(target.sql, *_columns(rows, len(target.columns)))
+
+    async def _append(self, target: _Upsert, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert-only rows (`ON CONFLICT DO NOTHING`): COPY them, twice as fast as the INSERT;
+        if some are in already (an event delivered twice at two offsets, a rebuild's replay),
+        the COPY fails as a whole inside its savepoint and the idempotent INSERT does it."""
+        if not rows:
+            return
+        try:
+            async with self.conn.transaction():  # a savepoint
+                await self.conn.copy_records_to_table(
+                    target.table, records=rows, columns=target.columns
+                )
+        except asyncpg.UniqueViolationError:
+            await self._merge(target, rows)
 
 
 def _text_columns(columns: Sequence[str], *names: str) -> tuple[int, ...]:
     return tuple(columns.index(n) for n in names)
-
-
-def _archive_tuple(a: ArchivedEvent) -> tuple[Any, ...]:
-    return (
-        a.event_id,
-        a.execution_id,
-        a.attempt,
-        a.seq,
-        a.event_type,
-        a.occurred_at,
-        a.source_topic,
-        a.source_partition,
-        a.source_offset,
-        a.payload,
-    )

@@ -1,15 +1,26 @@
-"""The projection's Kafka side: a thin Faust agent (or a plain consumer), replays, lag.
+"""The projection's Kafka side: a plain aiokafka consumer (default) or a Faust agent; replays, lag.
 
-The agent reads the submissions and events topics at concurrency 1, takes batches with
-`noack_take` (faust-streaming 0.15.3's `take` acks a batch in a `finally`, i.e. also when the
-body failed; `noack_take` leaves acks to us), hands each batch to the Projector, which returns
-only once the batch and its positions are committed in PostgreSQL, then acks the batch in
-order. The Kafka offset therefore never passes what PostgreSQL holds; PostgreSQL's positions
-make anything delivered again harmless.
+The default reader (PROJECTION_READER=consumer) is a plain aiokafka consumer in the group
+KAFKA_CONSUMER_GROUP-projections, run as a service of the worker. It seeks to PostgreSQL's
+positions on every assignment and splits its partitions into PROJECTION_LANES lanes (partition
+number modulo lanes: an execution's events share one partition number on both topics); each
+lane applies its batches one at a time, in order, each in its own transaction, and the next
+batch is fetched and decoded while PostgreSQL commits the current one. Kafka offsets are
+committed after PostgreSQL's, for tools that watch group lag.
 
-PROJECTION_READER=consumer swaps the agent for a plain aiokafka consumer run by the same
-worker, which seeks to PostgreSQL's positions on every assignment: same Projector, same
-guarantees, without Faust's per-message cost (see `make bench`).
+PROJECTION_READER=agent keeps the Faust agent: it reads both topics at concurrency 1, takes
+batches with `noack_take` (faust-streaming 0.15.3's `take` acks a batch in a `finally`, i.e.
+also when the body failed; `noack_take` leaves acks to us), hands each batch to the Projector,
+then acks the batch in order. Same Projector, same guarantees: the Projector returns only once
+a batch and its positions are committed, so the Kafka offset never passes what PostgreSQL
+holds, and PostgreSQL's positions make anything delivered again harmless.
+
+Why the consumer is the default: Faust's per-message stream handling (an Event, a stream
+iteration and an ack per message) dominates the agent. Replaying 200,000 realistic events
+(`python -m bench.projection`, same run): the agent applies 6,916 events/s (7,390 steady), the
+consumer reader 21,698 (24,856 steady), the bare aiokafka+fastavro+COPY baseline 30,744: 0.22
+and 0.71 of it. The agent cannot meet the issue's goal (>= 20,000 events/s and >= 50% of the
+baseline) however fast the Projector gets: the same Projector behind it stays under 8,000.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from coderunner.projections.migrations import migrate
-from coderunner.projections.projector import Projector, SourceMessage
+from coderunner.projections.projector import DecodedMessage, Projector, SourceMessage
 from coderunner.projections.replay import positions
 from coderunner.settings import Settings
 from coderunner.streams.app import create_app
@@ -43,12 +54,15 @@ class ProjectorService(mode.Service):
         self._pool: asyncpg.Pool | None = None
         self._projector: Projector | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._in_flight: dict[int, asyncio.Future[None]] = {}  # lane -> its batch in flight
         self._ready = asyncio.Event()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.settings.postgres_dsn.get_secret_value(), min_size=1, max_size=2
+            self.settings.postgres_dsn.get_secret_value(),
+            min_size=1,
+            max_size=max(2, self.settings.projection_lanes),
         )
         async with self._pool.acquire() as conn:
             await migrate(conn)
@@ -64,6 +78,11 @@ class ProjectorService(mode.Service):
         )
 
     async def on_stop(self) -> None:
+        try:  # let the batches in flight commit; past that, roll them back (harmless)
+            await asyncio.wait_for(self.drain(), timeout=10.0)
+        except TimeoutError:
+            log.warning("projection batches still in flight at stop: rolled back")
+        self._cancel_in_flight()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._pool is not None:
@@ -73,12 +92,9 @@ class ProjectorService(mode.Service):
         """The agent's batch: returns once committed (see `apply_messages`)."""
         await self.apply_messages([_source(e.message) for e in events])
 
-    # --- the plain consumer reader (PROJECTION_READER=consumer) ----------------------------
-    # Faust's stream machinery costs tens of microseconds per message (measured: the agent
-    # tops out near 8,000 events/s here, the fold and SQL do several times that). This reader
-    # is a plain aiokafka consumer in the group KAFKA_CONSUMER_GROUP-projections; PostgreSQL's
-    # positions are the truth: on every assignment it seeks to them, and Kafka commits are
-    # only made after the PostgreSQL commit, for tools that watch group lag.
+    # --- the plain consumer reader (PROJECTION_READER=consumer, the default) ---------------
+    # PostgreSQL's positions are the truth: on every assignment it seeks to them (see the
+    # module docstring); Kafka commits are informative.
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -100,37 +116,82 @@ class ProjectorService(mode.Service):
             return await positions(conn)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        # Pipelined: while PostgreSQL applies a lane's batch, the next ones are fetched and
+        # decoded, and the other lane's batch is folded (see the module docstring).
+        assert self._projector is not None
         size = self.settings.projection_batch_size
         wait_ms = int(self.settings.projection_batch_seconds * 1000)
-        while not self.should_stop:
-            try:
-                data = await consumer.getmany(timeout_ms=wait_ms, max_records=size)
-            except Exception:  # a broker hiccup: aiokafka reconnects, we keep asking
-                log.exception("projection consumer failed to fetch; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            messages = [
+        lanes = self.settings.projection_lanes
+        try:
+            while not self.should_stop:
+                try:
+                    data = await consumer.getmany(timeout_ms=wait_ms, max_records=size)
+                except Exception:  # a broker hiccup: aiokafka reconnects, we keep asking
+                    log.exception("projection consumer failed to fetch; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                by_lane: dict[int, dict[TopicPartition, list[Any]]] = {}
+                for tp, records in data.items():
+                    if records:
+                        by_lane.setdefault(tp.partition % lanes, {})[tp] = records
+                for lane, part in sorted(by_lane.items()):
+                    await self._start(lane, part)
+        except asyncio.CancelledError:
+            self._cancel_in_flight()
+            raise
+        await self.drain()
+
+    async def _start(self, lane: int, data: dict[TopicPartition, list[Any]]) -> None:
+        """Decode a lane's batch, wait for the lane's previous batch, then apply this one."""
+        assert self._projector is not None
+        decoded = self._projector.decode(
+            [
                 SourceMessage(r.topic, r.partition, r.offset, r.key, r.value)
                 for records in data.values()
                 for r in records
             ]
-            if not messages:
-                continue
-            await self.apply_messages(messages)
-            offsets = {tp: records[-1].offset + 1 for tp, records in data.items() if records}
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:  # informative only: PostgreSQL holds the positions
-                log.warning("projection consumer could not commit offsets: %s", exc)
+        )
+        previous = self._in_flight.pop(lane, None)
+        if previous is not None:
+            await previous
+        offsets = {tp: records[-1].offset + 1 for tp, records in data.items()}
+        self._in_flight[lane] = asyncio.ensure_future(self._apply_and_commit(decoded, offsets))
+
+    async def drain(self) -> None:
+        """Wait for every batch in flight to be committed."""
+        while self._in_flight:
+            await self._in_flight.pop(next(iter(self._in_flight)))
+
+    def _cancel_in_flight(self) -> None:
+        """Roll back the batches in flight: PostgreSQL's positions make that harmless."""
+        for task in self._in_flight.values():
+            task.cancel()
+        self._in_flight.clear()
+
+    async def _apply_and_commit(
+        self, decoded: Sequence[DecodedMessage], offsets: dict[TopicPartition, int]
+    ) -> None:
+        await self.apply_decoded(decoded)
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # informative only: PostgreSQL holds the positions
+            log.warning("projection consumer could not commit offsets: %s", exc)
 
     async def apply_messages(self, messages: Sequence[SourceMessage]) -> None:
+        """Returns once the batch is committed (see `apply_decoded`)."""
+        await self._ready.wait()
+        assert self._projector is not None
+        await self.apply_decoded(self._projector.decode(messages))
+
+    async def apply_decoded(self, decoded: Sequence[DecodedMessage]) -> None:
         """Returns once the batch is committed; retries anything else forever, logging it."""
         await self._ready.wait()
         assert self._projector is not None
         delay = 0.5
         while True:
             try:
-                await self._projector.apply(messages)
+                await self._projector.apply_decoded(decoded)
                 return
             except Exception:  # the projector classified all it could: keep the batch, retry
                 log.exception("projection batch failed; retrying in %.1f s", delay)
@@ -170,7 +231,7 @@ class _SeekToPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        pass  # batches are applied between fetches: nothing is in flight here
+        await self._service.drain()  # let the batch in flight commit before handing over
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         consumer = self._service._consumer

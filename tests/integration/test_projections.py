@@ -270,8 +270,9 @@ async def test_kill9_mid_stream_then_rebuilds_give_the_same_checksum(
 async def test_a_rebuild_while_the_live_projection_runs_loses_nothing(
     stack: Settings, db: asyncpg.Connection, logs: Path
 ) -> None:
-    # The plain-consumer reader this time: a new group, so it must seek to PostgreSQL's positions.
-    env = _env(stack) | {"PROJECTION_READER": "consumer"}
+    # The Faust agent this time (still selectable): a group of its own that starts from the
+    # beginning, so everything below PostgreSQL's positions must be skipped as redelivered.
+    env = _env(stack) | {"PROJECTION_READER": "agent"}
     live = ProjectorProcess(stack, logs / "live.log", env).start()
     conn = await asyncpg.connect(stack.postgres_dsn.get_secret_value())
     try:
