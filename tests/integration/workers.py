@@ -37,6 +37,7 @@ class WorkerProcess:
             "KAFKA_TOPIC_DEADLETTER": s.kafka_topic_deadletter,
             "KAFKA_CONSUMER_GROUP": s.kafka_consumer_group,
             "SANDBOX_MAX_IN_FLIGHT": str(s.sandbox_max_in_flight),
+            "PROJECTION_ENABLED": str(s.projection_enabled).lower(),
             "LOG_LEVEL": "INFO",
         }
         return env | self.extra_env
