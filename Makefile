@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv stack-up stack-down stack-status check lint format proto test test-unit run bench clean
+.PHONY: help venv stack-up stack-down stack-status check lint format proto build test test-unit run bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,17 @@ format: venv ## Apply the formatter and safe lint fixes
 
 proto: venv ## Generate the gRPC code in coderunner/proto/ from proto/ (a unit test checks it is current)
 	$(BIN)/python -m coderunner.proto.codegen
+
+# The local stack has no registry: build FROM the locally built Debian runtime image (classic builder,
+# which resolves FROM against local images). Production builds keep the Dockerfile's default base.
+IMAGE ?= coderunner:local
+BUILD_BASE_IMAGE ?= coderunner/runtime-python:bookworm
+# Extra CA certificates (a TLS-intercepting proxy's) for pip in the build stage only.
+EXTRA_CA_FILES ?= $(wildcard /usr/local/share/ca-certificates/*.crt)
+
+build: ## Build the service image (coderunner:local) on the local Debian base (needs `make stack-up` once)
+	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(BUILD_BASE_IMAGE) \
+	  --build-arg EXTRA_CA_CERTS="$$(cat /dev/null $(EXTRA_CA_FILES))" -t $(IMAGE) .
 
 test-unit: venv ## Only the tests that need no service (seconds)
 	$(BIN)/pytest tests/unit

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -41,6 +43,8 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         # A few ms of linger batches the events of concurrent executions into one request.
         producer_linger_ms=5,
         web_enabled=False,
+        # Faust's local state folder (tables, which we do not use): out of the working directory.
+        datadir=str(Path(tempfile.gettempdir()) / "coderunner-faust" / "{conf.name}"),
         # Event Hubs profile: its client timeouts, request size cap, and no topic declaration.
         **faust_broker_settings(settings),
     )

@@ -1,0 +1,174 @@
+"""The service image: the repository's Dockerfile, built FROM the locally built Debian runtime
+image (no registry here; classic builder), run with `--network host` against the local stack.
+
+It must serve: /health answers, a real gRPC call answers, it runs as a non-root user with a
+healthcheck that passes, and `coderunner config validate` exits 0 inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from coderunner.proto.coderunner.v1 import coderunner_pb2 as pb
+from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
+from coderunner.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "coderunner:test"
+LOCAL_BASE = "coderunner/runtime-python:bookworm"
+# A TLS-intercepting proxy's CA, if the host trusts one: pip in the build stage needs it.
+EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
+BUILD_TIMEOUT = 480
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"docker {' '.join(args[:3])}... exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def build_image() -> float:
+    extra_ca = "".join(p.read_text() for p in sorted(EXTRA_CA_DIR.glob("*.crt")))
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            "docker", "build", "--force-rm",
+            "--build-arg", f"BASE_IMAGE={LOCAL_BASE}",
+            "--build-arg", f"EXTRA_CA_CERTS={extra_ca}",
+            "-t", IMAGE, str(REPO),
+        ],
+        env=os.environ | {"DOCKER_BUILDKIT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        pytest.fail(f"docker build failed ({result.returncode}):\n{tail}")
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def image(docker_engine: Settings) -> str:
+    """Build twice: the second build runs from cached layers and must be quick."""
+    if docker("image", "inspect", LOCAL_BASE, check=False).returncode != 0:
+        pytest.fail(f"{LOCAL_BASE} is missing: run `make stack-up` (it builds the local images).")
+    first = build_image()
+    second = build_image()
+    print(f"docker build: {first:.1f} s, then {second:.1f} s from the cache")
+    assert second < 60, f"a rebuild without changes took {second:.0f} s: the layer cache is unused"
+    return IMAGE
+
+
+def container_env(settings: Settings, grpc_port: int, http_port: int) -> list[str]:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
+        "API_HOST": "127.0.0.1",
+        "GRPC_PORT": str(grpc_port),
+        "HTTP_PORT": str(http_port),
+        "LOG_LEVEL": "INFO",
+    }
+    return [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+
+
+class Api:
+    def __init__(self, name: str, grpc_port: int, http_port: int) -> None:
+        self.name, self.grpc_port, self.http_port = name, grpc_port, http_port
+
+
+def wait_for_health(api: Api, timeout: float = 90) -> int:
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{api.http_port}/health"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                status: int = response.status
+                return status
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        state = docker("inspect", "--format", "{{.State.Status}}", api.name).stdout.strip()
+        if state != "running" or time.monotonic() > deadline:
+            logs = docker("logs", "--tail", "60", api.name, check=False)
+            output = logs.stdout + logs.stderr
+            pytest.fail(f"the API container ({state}) never answered {url}:\n{output}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def api(image: str, kafka: Settings, postgres: Settings) -> Iterator[Api]:
+    grpc_port, http_port = free_port(), free_port()
+    name = f"coderunner-test-{uuid.uuid4().hex[:8]}"
+    try:
+        docker(
+            "run", "-d", "--name", name, "--network", "host",
+            *container_env(kafka, grpc_port, http_port),
+            image, "api",
+        )  # fmt: skip
+        api = Api(name, grpc_port, http_port)
+        assert wait_for_health(api) == 200
+        yield api
+    finally:
+        docker("rm", "-f", "-v", name, check=False)
+
+
+def test_health_answers(api: Api) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{api.http_port}/health", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_grpc_list_languages_answers(api: Api) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{api.grpc_port}") as channel:
+        stub = pb_grpc.CodeRunnerStub(channel)
+        response = stub.ListLanguages(pb.ListLanguagesRequest(), timeout=15)
+    ids = {language.id for language in response.languages}
+    assert {"python", "c", "javascript"} <= ids, ids
+
+
+def test_runs_as_non_root_with_a_passing_healthcheck(api: Api) -> None:
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", IMAGE).stdout)
+    assert config["User"] and config["User"].split(":")[0] not in ("root", "0"), config["User"]
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    assert test and test[0] == "CMD", test
+    assert config["Entrypoint"] == ["coderunner"] and config["Cmd"] == ["serve"]
+    assert {"9084/tcp", "8084/tcp"} <= set(config["ExposedPorts"])
+    assert docker("exec", api.name, "id", "-u").stdout.strip() != "0"
+    # The image's own healthcheck command, run now (its first scheduled run is 30 s away).
+    result = docker("exec", api.name, *test[1:], check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_validate_passes_inside_the_image(image: str, kafka: Settings) -> None:
+    result = docker(
+        "run", "--rm", "--network", "host",
+        *container_env(kafka, free_port(), free_port()),
+        image, "config", "validate",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "config: OK" in result.stdout
