@@ -52,7 +52,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TMPDIR=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# A writable home; Faust keeps its (unused) local state under $TMPDIR/coderunner-faust.
+# A writable home; Faust keeps its (unused) local state under $TMPDIR/coderunner-faust-<app id>.
 WORKDIR /home/coderunner
 USER coderunner:coderunner
 EXPOSE 9084 8084

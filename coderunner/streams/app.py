@@ -44,7 +44,7 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         producer_linger_ms=5,
         web_enabled=False,
         # Faust's local state folder (tables, which we do not use): out of the working directory.
-        datadir=str(Path(tempfile.gettempdir()) / "coderunner-faust" / "{conf.name}"),
+        datadir=str(Path(tempfile.gettempdir()) / "coderunner-faust-{conf.name}"),
         # Event Hubs profile: its client timeouts, request size cap, and no topic declaration.
         **faust_broker_settings(settings),
     )
