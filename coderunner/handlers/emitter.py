@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from coderunner.schemas import events as ev
 
 Publish = Callable[[Any], Awaitable[None]]
-
-
-def utc_now() -> datetime:
-    """Event time: UTC, microsecond precision (what Avro's timestamp-micros holds)."""
-    return datetime.now(UTC)
 
 
 class AttemptEmitter:
@@ -37,7 +31,7 @@ class AttemptEmitter:
             execution_id=self.execution_id,
             attempt=self.attempt,
             seq=self._seq,
-            occurred_at=utc_now(),
+            occurred_at=ev.utc_now(),
             event_type=event_class.__name__,
             **fields,
         )

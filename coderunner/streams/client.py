@@ -15,7 +15,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from coderunner.handlers.emitter import utc_now
 from coderunner.schemas import events as ev
 from coderunner.schemas.codec import SchemaRegistry, encode_key
 from coderunner.settings import Settings
@@ -147,7 +146,7 @@ def new_submission(language: str, source: str, **fields: Any) -> ev.ExecutionSub
         execution_id=fields.pop("execution_id", None) or str(uuid.uuid4()),
         attempt=0,
         seq=0,
-        occurred_at=utc_now(),
+        occurred_at=ev.utc_now(),
         event_type="ExecutionSubmitted",
         language=language,
         source=source,
