@@ -218,20 +218,17 @@ def _projector(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from coderunner.projections.database import connect
+    from coderunner.projections.database import connection
     from coderunner.projections.migrations import migrate
     from coderunner.projections.replay import checksum, rebuild
     from coderunner.streams.projector import replay_from_kafka
 
     async def run() -> tuple[dict[str, int], str]:
-        conn = await connect(settings)
-        try:
+        async with connection(settings) as conn:
             await migrate(conn)
             source = None if args.source == "archive" else replay_from_kafka(settings)
             totals = await rebuild(conn, source, settings.kafka_topic_submissions)
             return totals, (await checksum(conn))[0]
-        finally:
-            await conn.close()
 
     totals, digest = asyncio.run(run())
     print(
@@ -242,15 +239,12 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _checksum(settings: Settings, args: argparse.Namespace) -> int:
-    from coderunner.projections.database import connect
+    from coderunner.projections.database import connection
     from coderunner.projections.replay import checksum
 
     async def run() -> tuple[str, dict[str, int]]:
-        conn = await connect(settings)
-        try:
+        async with connection(settings) as conn:
             return await checksum(conn)
-        finally:
-            await conn.close()
 
     digest, counts = asyncio.run(run())
     print(digest)
@@ -260,16 +254,13 @@ def _checksum(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _lag(settings: Settings, args: argparse.Namespace) -> int:
-    from coderunner.projections.database import connect
+    from coderunner.projections.database import connection
     from coderunner.projections.replay import positions, projection_lag
     from coderunner.streams.projector import end_offsets
 
     async def run() -> dict[tuple[str, int], int]:
-        conn = await connect(settings)
-        try:
+        async with connection(settings) as conn:
             reached = await positions(conn)
-        finally:
-            await conn.close()
         return projection_lag(reached, await end_offsets(settings))
 
     for (topic, partition), behind in asyncio.run(run()).items():
@@ -345,15 +336,12 @@ def _languages(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from coderunner.projections.database import connect
+    from coderunner.projections.database import connection
     from coderunner.projections.migrations import migrate
 
     async def run() -> list[str]:
-        conn = await connect(settings)
-        try:
+        async with connection(settings) as conn:
             return await migrate(conn)
-        finally:
-            await conn.close()
 
     applied = asyncio.run(run())
     print(f"db: applied {', '.join(applied)}" if applied else "db: schema is up to date")

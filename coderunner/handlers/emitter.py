@@ -9,6 +9,8 @@ from typing import Any
 from coderunner.schemas import events as ev
 
 Publish = Callable[[Any], Awaitable[None]]
+# What the pipeline calls to announce something: `await emit(EventClass, **fields)`.
+Emit = Callable[..., Awaitable[None]]
 
 
 class AttemptEmitter:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coderunner.domain import Stream
+from coderunner.handlers.emitter import Emit
 from coderunner.schemas import events as ev
-
-Emit = Callable[..., Awaitable[None]]
 
 
 class LogStreamer:

@@ -7,11 +7,11 @@ event emitter), so the same code runs behind Faust, in tests and in the benchmar
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from coderunner.domain import AppliedLimits, Stream, Verdict
+from coderunner.domain import AppliedLimits, Verdict
 from coderunner.errors import InvalidSubmission
+from coderunner.handlers.emitter import Emit
 from coderunner.handlers.logs import LogStreamer
 from coderunner.handlers.ports import ProcessResult, Sandbox, SandboxSession
 from coderunner.handlers.validation import ExecutionPlan, plan_execution
@@ -22,8 +22,6 @@ from coderunner.settings import Settings
 
 # Expected/actual output kept in a TestCompleted event: enough to show a diff, bounded.
 _TEST_TEXT_LIMIT = 4096
-
-Emit = Callable[..., Awaitable[None]]  # emit(EventClass, **fields)
 
 
 @dataclass
@@ -36,6 +34,17 @@ class _Outcome:
     tests_passed: int = 0
     compile_time_us: int | None = None
     run_time_us: int = 0
+
+
+@dataclass
+class _Execution:
+    """One attempt in the sandbox: what every step needs."""
+
+    submission: ev.ExecutionSubmitted
+    plan: ExecutionPlan
+    session: SandboxSession
+    emit: Emit
+    outcome: _Outcome = field(default_factory=_Outcome)
 
 
 class ExecutionPipeline:
@@ -75,7 +84,8 @@ class ExecutionPipeline:
                 worker=worker,
             )
             await emit(ev.StepCompleted, **_step_done("prepare", started))
-            outcome = await self._compile_and_run(submission, plan, session, emit)
+            run = _Execution(submission, plan, session, emit)
+            outcome = await self._compile_and_run(run)
             verdict = overall_verdict(outcome.verdicts)
             # Announced before the container is removed: removal is off the user's wait.
             await emit(
@@ -99,68 +109,36 @@ class ExecutionPipeline:
         await emit(ev.StepCompleted, **_step_done("validate", started))
         return plan
 
-    async def _compile_and_run(
-        self,
-        submission: ev.ExecutionSubmitted,
-        plan: ExecutionPlan,
-        session: SandboxSession,
-        emit: Emit,
-    ) -> _Outcome:
-        outcome = _Outcome()
-        language = plan.language
+    async def _compile_and_run(self, run: _Execution) -> _Outcome:
+        language, outcome = run.plan.language, run.outcome
         if language.compile is not None:
-            argv = [*language.compile, *submission.compiler_options]
+            argv = [*language.compile, *run.submission.compiler_options]
             started = time.monotonic()
-            result = await self._step(session, emit, "compile", argv, b"", plan.compile_limits)
+            result = await self._step(run, "compile", argv, b"", run.plan.compile_limits)
             outcome.compile_time_us = _elapsed_us(started)
             if not result.succeeded:
                 outcome.verdicts.append(Verdict.COMPILATION_ERROR)
                 outcome.last = result
                 outcome.message = f"compilation failed: {describe(result, Verdict.RUNTIME_ERROR)}"
                 return outcome
-        run_argv = [*language.run, *submission.args]
-        if not submission.tests:
-            await self._run_once(submission, plan, session, emit, run_argv, outcome)
-        for index, test in enumerate(submission.tests):
-            await self._run_test(submission, plan, session, emit, run_argv, index, test, outcome)
+        if not run.submission.tests:
+            await self._run_once(run)
+        for index, test in enumerate(run.submission.tests):
+            await self._run_test(run, index, test)
         return outcome
 
-    async def _run_once(
-        self,
-        submission: ev.ExecutionSubmitted,
-        plan: ExecutionPlan,
-        session: SandboxSession,
-        emit: Emit,
-        argv: list[str],
-        outcome: _Outcome,
-    ) -> None:
-        started = time.monotonic()
-        result = await self._step(
-            session, emit, "run", argv, submission.stdin.encode(), plan.limits
-        )
-        outcome.run_time_us += _elapsed_us(started)
+    async def _run_once(self, run: _Execution) -> None:
+        result = await self._run_program(run, "run", run.submission.stdin)
         verdict = run_verdict(result, "", None, exact=True)
-        outcome.verdicts.append(verdict)
-        outcome.last = result
-        outcome.message = describe(result, verdict)
+        run.outcome.verdicts.append(verdict)
+        run.outcome.last = result
+        run.outcome.message = describe(result, verdict)
 
-    async def _run_test(
-        self,
-        submission: ev.ExecutionSubmitted,
-        plan: ExecutionPlan,
-        session: SandboxSession,
-        emit: Emit,
-        argv: list[str],
-        index: int,
-        test: ev.TestCase,
-        outcome: _Outcome,
-    ) -> None:
-        step = f"test-{index + 1}"
-        started = time.monotonic()
-        result = await self._step(session, emit, step, argv, test.input.encode(), plan.limits)
-        outcome.run_time_us += _elapsed_us(started)
+    async def _run_test(self, run: _Execution, index: int, test: ev.TestCase) -> None:
+        step, outcome = f"test-{index + 1}", run.outcome
+        result = await self._run_program(run, step, test.input)
         actual = result.stdout.decode(errors="replace")
-        exact = submission.comparison is ev.Comparison.EXACT
+        exact = run.submission.comparison is ev.Comparison.EXACT
         verdict = run_verdict(result, actual, test.expected_output, exact)
         outcome.verdicts.append(verdict)
         outcome.tests_passed += verdict is Verdict.ACCEPTED
@@ -169,7 +147,7 @@ class ExecutionPipeline:
             # The completion reports the first failing test (or the first test, if all pass).
             outcome.last = result
             outcome.message = f"{step}: {describe(result, verdict)}" if failed else None
-        await emit(
+        await run.emit(
             ev.TestCompleted,
             test_index=index,
             name=test.name,
@@ -184,21 +162,23 @@ class ExecutionPipeline:
             peak_memory_kb=result.peak_memory_kb,
         )
 
+    async def _run_program(self, run: _Execution, step: str, stdin: str) -> ProcessResult:
+        """The program itself (not the compiler), timed into the outcome's run time."""
+        started = time.monotonic()
+        argv = [*run.plan.language.run, *run.submission.args]
+        result = await self._step(run, step, argv, stdin.encode(), run.plan.limits)
+        run.outcome.run_time_us += _elapsed_us(started)
+        return result
+
     async def _step(
-        self,
-        session: SandboxSession,
-        emit: Emit,
-        step: str,
-        argv: list[str],
-        stdin: bytes,
-        limits: AppliedLimits,
+        self, run: _Execution, step: str, argv: list[str], stdin: bytes, limits: AppliedLimits
     ) -> ProcessResult:
         """One process in the sandbox as a step: started, live log chunks, completed."""
         started = time.monotonic()
-        await emit(ev.StepStarted, step=step)
-        logs = LogStreamer(emit, step, self._settings.sandbox_log_chunk_bytes)
+        await run.emit(ev.StepStarted, step=step)
+        logs = LogStreamer(run.emit, step, self._settings.sandbox_log_chunk_bytes)
         try:
-            result = await session.execute(argv, stdin, limits, logs.write)
+            result = await run.session.execute(argv, stdin, limits, logs.write)
         finally:
             await logs.close()
         if result.output_limit_exceeded:
@@ -206,7 +186,7 @@ class ExecutionPipeline:
                 f"output limit of {limits.output_bytes} bytes exceeded; the run was stopped"
             )
         failed = None if result.succeeded else describe(result, Verdict.RUNTIME_ERROR)
-        await emit(
+        await run.emit(
             ev.StepCompleted,
             **_step_done(step, started, failed=failed),
             exit_code=result.exit_code,
@@ -264,6 +244,3 @@ def _step_done(step: str, started: float, failed: str | None = None) -> dict[str
         "duration_us": _elapsed_us(started),
         "message": failed,
     }
-
-
-__all__ = ["Emit", "ExecutionPipeline", "Stream"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -28,9 +30,18 @@ async def connect(settings: Settings, connect_timeout: float = 10.0) -> asyncpg.
         ) from None
 
 
-async def ping_postgres(settings: Settings) -> None:
-    conn = await connect(settings, connect_timeout=5.0)
+@asynccontextmanager
+async def connection(
+    settings: Settings, connect_timeout: float = 10.0
+) -> AsyncIterator[asyncpg.Connection]:
+    """`async with connection(settings) as conn:` — one connection, always closed."""
+    conn = await connect(settings, connect_timeout)
     try:
-        await conn.fetchval("SELECT 1")
+        yield conn
     finally:
         await conn.close()
+
+
+async def ping_postgres(settings: Settings) -> None:
+    async with connection(settings, connect_timeout=5.0) as conn:
+        await conn.fetchval("SELECT 1")

@@ -25,7 +25,7 @@ from coderunner.streams.client import ExecutionClient, new_submission
 from coderunner.streams.topics import ensure_topics
 from tests.conftest import KAFKA_CA, local_settings, read_sasl_env
 from tests.integration.programs import HELLO
-from tests.integration.workers import REPO, WorkerProcess, isolated_settings
+from tests.integration.workers import REPO, WorkerProcess, isolated_settings, isolation_of
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +56,8 @@ async def plain(kafka: Settings, postgres: Settings, docker_engine: Settings) ->
 @pytest.fixture(scope="module")
 def event_hubs(plain: tuple[Settings, str]) -> Settings:
     base, dsn = plain
-    topics = {
-        name: getattr(base, name)
-        for name in (
-            "kafka_topic_submissions",
-            "kafka_topic_events",
-            "kafka_topic_deadletter",
-            "kafka_consumer_group",
-        )
-    }
     env = event_hubs_env(read_sasl_env()["KAFKA_CONNECTION_STRING"], dsn)
-    settings = local_settings(**{k.lower(): v for k, v in env.items()}, **topics)
+    settings = local_settings(**{k.lower(): v for k, v in env.items()}, **isolation_of(base))
     assert settings.kafka_security_protocol is SecurityProtocol.SASL_SSL and settings.event_hubs
     return settings
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from coderunner.errors import ServiceUnavailable
 from coderunner.languages import languages
-from coderunner.projections.database import connect, ping_postgres
+from coderunner.projections.database import connection, ping_postgres
 from coderunner.sandbox.docker_engine import ping_docker
 from coderunner.settings import Settings
 from coderunner.streams.kafka_config import aiokafka_kwargs
@@ -63,12 +63,9 @@ async def test_wrong_event_hubs_key_fails_clearly_without_leaking_it(kafka: Sett
 
 
 async def test_postgres_answers_a_query(postgres: Settings) -> None:
-    conn = await connect(postgres)
-    try:
+    async with connection(postgres) as conn:
         assert await conn.fetchval("SELECT current_database()") == "coderunner"
         assert await conn.fetchval("SELECT 6 * 7") == 42
-    finally:
-        await conn.close()
 
 
 # One tiny program per runtime image: (language id, source, expected stdout).

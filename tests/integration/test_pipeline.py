@@ -69,6 +69,27 @@ def stdout_of(events: list[Any]) -> str:
     )
 
 
+async def read_topic(
+    settings: Settings, topic: str, at_least: int = 0, within: float = 60
+) -> list[Any]:
+    """Every record of a topic from its beginning (waiting for `at_least` of them)."""
+    reader = AIOKafkaConsumer(
+        topic, **aiokafka_kwargs(settings), group_id=None, auto_offset_reset="earliest"
+    )
+    await reader.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            batch = await reader.getmany(timeout_ms=2000, max_records=100_000)
+            records += [r for part in batch.values() for r in part]
+            done = len(records) >= at_least and not batch
+            if done or asyncio.get_running_loop().time() > deadline:
+                return records
+    finally:
+        await reader.stop()
+
+
 def managed_containers(execution_id: str) -> list[Any]:
     client = docker.from_env()
     try:
@@ -317,17 +338,7 @@ async def test_malformed_bytes_go_to_the_dead_letter_topic_and_the_worker_goes_o
         )
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        settings.kafka_topic_deadletter,
-        **aiokafka_kwargs(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        record = await asyncio.wait_for(consumer.getone(), 60)
-    finally:
-        await consumer.stop()
+    [record] = await read_topic(settings, settings.kafka_topic_deadletter, at_least=1)
     headers = {k: v.decode() for k, v in record.headers}
     assert record.value == b"\x00not avro at all" and record.key == b"junk-1"
     assert "undecodable" in headers["reason"]
@@ -348,24 +359,8 @@ async def test_duplicate_submission_id_runs_once(
     assert stdout_of(events) == "once\n"
     # Give a second run every chance to show up, then read the whole topic for this id.
     await asyncio.sleep(3)
-    settings = worker.settings
-    reader = AIOKafkaConsumer(
-        settings.kafka_topic_events,
-        **aiokafka_kwargs(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await reader.start()
-    try:
-        everything = await reader.getmany(timeout_ms=5000, max_records=100_000)
-    finally:
-        await reader.stop()
-    mine = [
-        r
-        for records in everything.values()
-        for r in records
-        if r.key == first.execution_id.encode()
-    ]
+    everything = await read_topic(worker.settings, worker.settings.kafka_topic_events)
+    mine = [r for r in everything if r.key == first.execution_id.encode()]
     assert len(mine) == len(events)
     assert sum(isinstance(e, ev.ExecutionAccepted) for e in events) == 1
 

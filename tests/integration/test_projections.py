@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
 
 from bench.projection import (
     ProjectorProcess,
@@ -42,19 +43,7 @@ async def stack(
     dsn = await fresh_database(
         postgres.postgres_dsn.get_secret_value(), base.kafka_consumer_group.replace("-", "_")
     )
-    settings = isolated_settings(
-        **{
-            name: getattr(base, name)
-            for name in (
-                "kafka_topic_submissions",
-                "kafka_topic_events",
-                "kafka_topic_deadletter",
-                "kafka_consumer_group",
-            )
-        },
-        sandbox_max_in_flight=4,
-        postgres_dsn=dsn,
-    )
+    settings = base.model_copy(update={"postgres_dsn": SecretStr(dsn)})
     await ensure_topics(settings)
     yield settings
     await drop_database(postgres.postgres_dsn.get_secret_value(), dsn)

@@ -82,6 +82,19 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+ISOLATED_FIELDS = (
+    "kafka_topic_submissions",
+    "kafka_topic_events",
+    "kafka_topic_deadletter",
+    "kafka_consumer_group",
+)
+
+
+def isolation_of(settings: Settings) -> dict[str, str]:
+    """The topic names and consumer group that isolate these settings, to reuse elsewhere."""
+    return {name: getattr(settings, name) for name in ISOLATED_FIELDS}
+
+
 def isolated_settings(**overrides: object) -> Settings:
     """Settings with topics and a consumer group no other test shares."""
     tag = uuid.uuid4().hex[:8]
