@@ -46,11 +46,18 @@ class LogStreamer:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._flush_after, self._flush_soon)
 
-    async def system(self, message: str) -> None:
-        """A line from the service itself, shown in the log beside the program's output."""
+    async def system(self, message: str, truncated: bool = False) -> None:
+        """A line from the service itself, shown in the log beside the program's output.
+
+        `truncated` marks it as the step's last chunk after output was cut at the cap.
+        """
         async with self._lock:
             await self._emit(
-                ev.LogChunk, step=self._step, stream=Stream.SYSTEM, content=message + "\n"
+                ev.LogChunk,
+                step=self._step,
+                stream=Stream.SYSTEM,
+                content=message + "\n",
+                truncated=truncated,
             )
 
     async def close(self) -> None:

@@ -183,7 +183,8 @@ class ExecutionPipeline:
             await logs.close()
         if result.output_limit_exceeded:
             await logs.system(
-                f"output limit of {limits.output_bytes} bytes exceeded; the run was stopped"
+                f"output limit of {limits.output_bytes} bytes exceeded; the run was stopped",
+                truncated=True,
             )
         failed = None if result.succeeded else describe(result, Verdict.RUNTIME_ERROR)
         await run.emit(

@@ -268,6 +268,15 @@ async def test_hostile_program_gets_its_verdict_and_harms_nothing(
     assert (terminal(events).verdict, stdout_of(events)) == (Verdict.ACCEPTED, "hello\n")
 
 
+async def test_output_cut_at_the_cap_is_marked_on_the_last_chunk(client: ExecutionClient) -> None:
+    flood = new_submission("python", "while True: print('y' * 1000)", limits=SMALL)
+    [events] = await run_all(client, [flood])
+    chunks = [e for e in events if isinstance(e, ev.LogChunk) and e.step == "run"]
+    assert chunks[-1].truncated and chunks[-1].stream is Stream.SYSTEM
+    assert not any(c.truncated for c in chunks[:-1])
+    assert sum(len(c.content) for c in chunks[:-1]) <= SMALL["output_bytes"]
+
+
 async def test_signals_are_reported_by_name(client: ExecutionClient) -> None:
     crash = new_submission("c", HOSTILE[2][2])
     [events] = await run_all(client, [crash])
