@@ -7,10 +7,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv stack-up stack-down stack-status check lint format proto build test test-unit run bench clean
+.PHONY: help venv stack-up stack-down stack-status check lint format proto build test test-unit run bench clean \
+	env validate up down restart logs status health db-shell db-backup db-restore db-migrate replay \
+	runtime-images dind-image
+
+# Where the operations act: `local` (the local stack and a background `coderunner serve`) or
+# `compose` (docker-compose.yml). Example: make up DEPLOY=compose
+DEPLOY ?= local
+COMPOSE ?= docker compose
+CODERUNNER := $(BIN)/coderunner
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "usage: make TARGET [DEPLOY=local|compose]   (operations act on the local stack by default)"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@echo "venv: creating $(VENV) with $(PYTHON) and installing the project"
@@ -66,6 +75,100 @@ bench: venv stack-up ## Benchmarks: executions vs bare docker SDK; projection vs
 	$(BIN)/python -m bench.execution
 	$(BIN)/python -m bench.projection
 
-clean: ## Remove the virtualenv and caches (the stack's state in .stack/ stays)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtualenv, caches and build/ (the stack's state in .stack/ and backups/ stay)
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Operations: the same targets for the local stack and for the compose deployment ---------
+ENV_FILE ?= .env
+BACKUP_DIR ?= backups
+FROM ?= kafka
+RUNTIME_IMAGES_DIR ?= build/runtime-images
+
+env: ## Write .env (or ENV_FILE=path) from .env.example, every setting with its default; never overwrites
+	@if [ -e "$(ENV_FILE)" ]; then echo "env: $(ENV_FILE) exists; not overwritten (compare with .env.example)"; \
+	else cp .env.example "$(ENV_FILE)" && echo "env: wrote $(ENV_FILE); edit it, then: make validate"; fi
+
+validate: venv ## Check every setting and reach Kafka, PostgreSQL and Docker; each problem with its fix
+	$(CODERUNNER) config validate --check-connectivity
+
+runtime-images: ## Save the runtime images as tars for the DinD daemon to load (compose)
+	bash scripts/export-runtime-images.sh $(RUNTIME_IMAGES_DIR)
+
+dind-image: ## Build the Docker-in-Docker daemon image (coderunner/dind:local) on the local base
+	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=coderunner/base:bookworm \
+	  -t coderunner/dind:local images/dind
+
+ifeq ($(DEPLOY),compose)  # the same targets as below, documented there
+up: runtime-images
+	$(COMPOSE) up -d --build --wait
+
+down:
+	$(COMPOSE) down
+
+restart:
+	$(COMPOSE) restart api projector worker
+
+logs:
+	$(COMPOSE) logs --tail=$${LINES:-100} $(if $(filter 0,$(FOLLOW)),,--follow)
+
+status:
+	$(COMPOSE) ps
+
+health:
+	$(COMPOSE) exec -T api coderunner health
+
+db-shell:
+	$(COMPOSE) exec postgres psql -U coderunner coderunner
+
+db-backup:
+	@mkdir -p $(BACKUP_DIR)
+	$(COMPOSE) exec -T postgres pg_dump -U coderunner --format=custom --no-owner coderunner \
+	  > $${BACKUP:-$(BACKUP_DIR)/coderunner-$$(date -u +%Y%m%dT%H%M%SZ).dump}
+
+db-restore:
+	@test -n "$(BACKUP)" || { echo "db-restore: say which file: make db-restore BACKUP=backups/....dump"; exit 2; }
+	$(COMPOSE) exec -T postgres pg_restore -U coderunner --dbname=coderunner --clean --if-exists \
+	  --no-owner --single-transaction --exit-on-error < $(BACKUP)
+
+db-migrate:
+	$(COMPOSE) exec -T api coderunner db migrate
+
+replay:
+	$(COMPOSE) exec -T api coderunner projections rebuild --from $(FROM)
+else
+up: venv stack-up ## Start everything: local stack + background service (DEPLOY=compose: the compose deployment)
+	@bash scripts/service.sh start
+
+down: ## Stop the service and its backing services (data is kept)
+	@bash scripts/service.sh stop
+	@bash scripts/stack.sh down
+
+restart: venv ## Restart the service (graceful: running executions finish), not its backing services
+	@bash scripts/service.sh restart
+
+logs: ## Follow the service's logs (FOLLOW=0: print the last LINES and return)
+	@bash scripts/service.sh logs
+
+status: venv ## What runs, and the service's readiness
+	@bash scripts/stack.sh status; bash scripts/service.sh status
+
+health: venv ## /health and /ready of the running service; exit 1 unless every dependency answers
+	@$(CODERUNNER) health
+
+db-shell: venv ## psql on the service's database
+	@$(CODERUNNER) db shell
+
+db-backup: venv ## pg_dump (custom format) to backups/coderunner-TIME.dump (or BACKUP=file)
+	@$(CODERUNNER) db backup --output $${BACKUP:-$(BACKUP_DIR)/coderunner-$$(date -u +%Y%m%dT%H%M%SZ).dump}
+
+db-restore: venv ## Replace the database's contents with BACKUP=file, in one transaction
+	@test -n "$(BACKUP)" || { echo "db-restore: say which file: make db-restore BACKUP=backups/....dump"; exit 2; }
+	@$(CODERUNNER) db restore $(BACKUP) $(if $(YES),--yes)
+
+db-migrate: venv ## Apply pending schema migrations (the service also does at start)
+	@$(CODERUNNER) db migrate
+
+replay: venv ## Rebuild the read models from the topics (FROM=archive: from the events table)
+	@$(CODERUNNER) projections rebuild --from $(FROM)
+endif

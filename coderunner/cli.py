@@ -138,6 +138,29 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(
         command=_migrate
     )
+    db_sub.add_parser("shell", help="psql on the service's database").set_defaults(
+        command=_db_shell
+    )
+    backup = db_sub.add_parser("backup", help="pg_dump the database (custom format)")
+    backup.add_argument(
+        "--output", "-o", type=Path, help="file to write (default backups/coderunner-TIME.dump)"
+    )
+    backup.set_defaults(command=_db_backup)
+    restore = db_sub.add_parser(
+        "restore", help="replace the database's contents with a backup, in one transaction"
+    )
+    restore.add_argument("dump", type=Path, help="a file written by `coderunner db backup`")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(command=_db_restore)
+
+    health = sub.add_parser(
+        "health", help="ask a running service's /health and /ready; exit 1 unless ready"
+    )
+    health.add_argument(
+        "--url", help="the service's HTTP base URL (default http://127.0.0.1:HTTP_PORT)"
+    )
+    health.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    health.set_defaults(command=_health)
     return parser
 
 
@@ -405,6 +428,77 @@ def _show_progress(event: Any) -> None:
         print(f"rejected: {event.field}: {event.reason}", file=sys.stderr)
     elif kind == "ExecutionCompleted":
         print(f"verdict: {event.verdict.value}" + (f" — {event.message}" if event.message else ""))
+
+
+def _db_shell(settings: Settings, args: argparse.Namespace) -> int:
+    from coderunner.projections import pgtools
+
+    try:
+        return pgtools.shell(settings)
+    except pgtools.ToolError as exc:
+        print(f"coderunner: {exc}", file=sys.stderr)
+        return 1
+
+
+def _db_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from coderunner.projections import pgtools
+
+    output = args.output or pgtools.default_backup_path()
+    try:
+        pgtools.backup(settings, output)
+    except pgtools.ToolError as exc:
+        print(f"coderunner: {exc}", file=sys.stderr)
+        return 1
+    print(f"db: backup written to {output} ({output.stat().st_size:,} bytes)")
+    return 0
+
+
+def _db_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from coderunner.projections import pgtools
+    from coderunner.projections.database import describe_dsn
+
+    target = describe_dsn(settings)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                "coderunner: restore replaces the database's contents: add --yes", file=sys.stderr
+            )
+            return 1
+        answer = input(f"Replace everything in {target} with {args.dump}? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("db: restore cancelled")
+            return 1
+    try:
+        pgtools.restore(settings, args.dump)
+    except pgtools.ToolError as exc:
+        print(f"coderunner: {exc}", file=sys.stderr)
+        return 1
+    print(f"db: {target} restored from {args.dump}")
+    return 0
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    base = (args.url or f"http://127.0.0.1:{settings.http_port}").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        print(f"coderunner: --url must start with http:// or https://, not {base!r}")
+        return EXIT_CONFIG
+    for path in ("/health", "/ready"):
+        try:
+            with urllib.request.urlopen(base + path, timeout=args.timeout) as response:  # noqa: S310 (scheme checked)
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as exc:  # /ready answers 503 naming what is down
+            status, body = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            print(f"{path}: no answer from {base} ({reason}); is the service running?")
+            return 1
+        print(f"{path}: {status} {body.decode(errors='replace').strip()}")
+        if status != 200:
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ secret — problems name the variable and the fix instead.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -21,11 +23,20 @@ from coderunner.event_hubs import (
     split_host_port,
     split_servers,
 )
-from coderunner.settings import EVENT_HUBS_USERNAME, SecurityProtocol, Settings
+from coderunner.settings import (
+    EVENT_HUBS_USERNAME,
+    PostgresSslMode,
+    SecurityProtocol,
+    Settings,
+)
 
 _VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 DOCKER_CERT_FILES = ("ca.pem", "cert.pem", "key.pem")
+SSLMODES: tuple[str, ...] = get_args(PostgresSslMode)
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+# never look at a root certificate (asyncpg and libpq alike); require does when one is given
+UNVERIFIED_SSLMODES = ("disable", "allow", "prefer")
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ def settings_problems(settings: Settings) -> list[Problem]:
         *_kafka_problems(settings),
         *_event_hubs_problems(settings),
         *_postgres_problems(settings),
+        *_postgres_tls_problems(settings),
         *_docker_problems(settings),
         *_server_problems(settings),
         *_file_problems(settings),
@@ -176,6 +188,59 @@ def _postgres_problems(s: Settings) -> list[Problem]:
                 Problem("POSTGRES_DSN", "needs a host, a valid port and a database name", fix)
             )
     return problems
+
+
+def _postgres_tls_problems(s: Settings) -> list[Problem]:
+    """sslmode and sslrootcert as the DSN in use carries them (POSTGRES_SSL* are merged into it)."""
+    sslmode = s.postgres_dsn_param("sslmode") or "prefer"  # the default of asyncpg and libpq
+    if sslmode not in SSLMODES:
+        return [
+            Problem("POSTGRES_DSN", f"sslmode={sslmode} is unknown", f"use {', '.join(SSLMODES)}")
+        ]
+    rootcert = s.postgres_dsn_param("sslrootcert")
+    if s.postgres_sslrootcert is not None and rootcert != str(s.postgres_sslrootcert):
+        return [
+            Problem(
+                "POSTGRES_SSLROOTCERT",
+                "is ignored: POSTGRES_DSN has an sslrootcert of its own",
+                "drop sslrootcert from POSTGRES_DSN, or unset POSTGRES_SSLROOTCERT",
+            )
+        ]
+    if rootcert is not None:
+        return _root_certificate_problems(s, sslmode, rootcert)
+    if sslmode in VERIFYING_SSLMODES:
+        return [
+            Problem(
+                "POSTGRES_SSLROOTCERT",
+                f"sslmode={sslmode} checks the server's certificate but no root certificate is set",
+                "set POSTGRES_SSLROOTCERT to the PEM file of the CA that signed it (Azure Database"
+                " for PostgreSQL: the root CA bundle Azure publishes)",
+            )
+        ]
+    return []
+
+
+def _root_certificate_problems(s: Settings, sslmode: str, rootcert: str) -> list[Problem]:
+    variable = "POSTGRES_SSLROOTCERT" if s.postgres_sslrootcert is not None else "POSTGRES_DSN"
+    fix = "point it at the PEM file of the CA that signed the server's certificate"
+    if not Path(rootcert).is_file():
+        return [Problem(variable, f"root certificate {rootcert} does not exist", fix)]
+    if not os.access(rootcert, os.R_OK):
+        return [Problem(variable, f"root certificate {rootcert} is not readable", fix)]
+    if sslmode in UNVERIFIED_SSLMODES:
+        stricter = (
+            "sslmode=verify-full in POSTGRES_DSN"
+            if "postgres_dsn" in s.model_fields_set
+            else "POSTGRES_SSLMODE=verify-full"
+        )
+        return [
+            Problem(
+                variable,
+                f"is not used with sslmode={sslmode}, which never checks the server's certificate",
+                f"set {stricter} (or verify-ca), or unset {variable}",
+            )
+        ]
+    return []
 
 
 def _docker_problems(s: Settings) -> list[Problem]:

@@ -6,7 +6,7 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,7 +98,8 @@ class Settings(BaseSettings):
 
     # --- PostgreSQL ---------------------------------------------------------------------------
     # Either a whole DSN, or the parts it is assembled from (Azure portals hand out the parts).
-    # The local stack's server is on loopback: no TLS there (production sets sslmode=require).
+    # The local stack's server takes plain and TLS connections; the default is plain (loopback),
+    # production sets sslmode=require or stricter.
     postgres_dsn: SecretStr = Field(
         default=SecretStr(DEFAULT_POSTGRES_DSN),
         description="PostgreSQL connection URL (postgresql://user:password@host:port/db?"
@@ -116,6 +117,13 @@ class Settings(BaseSettings):
         default="disable",
         description="libpq sslmode (no DSN): disable, allow, prefer, require, verify-ca or"
         " verify-full. Azure Database for PostgreSQL needs require or stricter.",
+    )
+    postgres_sslrootcert: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) the server's certificate must chain to: needed by"
+        " sslmode verify-ca and verify-full (Azure: its published root CA bundle; the local"
+        " stack: .stack/postgres/tls/ca.pem). Used with the parts, and added to a POSTGRES_DSN"
+        " that has no sslrootcert of its own.",
     )
     postgres_pool_size: int = Field(
         default=10, ge=1, le=1000, description="Largest PostgreSQL connection pool per process."
@@ -283,14 +291,23 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _assemble_postgres_dsn(self) -> Settings:
         if "postgres_dsn" not in self.model_fields_set:
-            # frozen model: this runs once, while the object is being built
-            object.__setattr__(self, "postgres_dsn", SecretStr(postgres_dsn_from_parts(self)))
+            dsn = postgres_dsn_from_parts(self)
+        else:
+            dsn = self.postgres_dsn.get_secret_value()
+        if self.postgres_sslrootcert is not None and "sslrootcert" not in _dsn_query(dsn):
+            dsn = _with_query_param(dsn, "sslrootcert", str(self.postgres_sslrootcert))
+        # frozen model: this runs once, while the object is being built
+        object.__setattr__(self, "postgres_dsn", SecretStr(dsn))
         return self
 
     @property
     def event_hubs(self) -> bool:
         """The Event Hubs profile: a connection string is set."""
         return self.kafka_connection_string is not None
+
+    def postgres_dsn_param(self, name: str) -> str | None:
+        """A query parameter of the DSN in use (sslmode, sslrootcert ...), None when absent."""
+        return _dsn_query(self.postgres_dsn.get_secret_value()).get(name)
 
     def postgres_parts_set(self) -> list[str]:
         """The POSTGRES_* part variables given explicitly (ignored when POSTGRES_DSN is set)."""
@@ -325,6 +342,17 @@ def postgres_dsn_from_parts(settings: Settings) -> str:
         f"postgresql://{user}:{password}@{host}:{settings.postgres_port}"
         f"/{quote(settings.postgres_db, safe='')}?sslmode={settings.postgres_sslmode}"
     )
+
+
+def _dsn_query(dsn: str) -> dict[str, str]:
+    # the last value wins, as in asyncpg and libpq
+    return dict(parse_qsl(urlsplit(dsn).query, keep_blank_values=True))
+
+
+def _with_query_param(dsn: str, name: str, value: str) -> str:
+    parts = urlsplit(dsn)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=f"{query}{name}={quote(value, safe='/')}"))
 
 
 def load_settings() -> Settings:

@@ -1,7 +1,12 @@
-"""PostgreSQL connections for the read models, with a reachability check."""
+"""PostgreSQL connections for the read models, with a reachability check.
+
+TLS is configured by the DSN alone: Settings puts POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT in its
+query (sslmode=, sslrootcert=), which asyncpg reads on every path, pools included.
+"""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -24,10 +29,34 @@ async def connect(settings: Settings, connect_timeout: float = 10.0) -> asyncpg.
         return await asyncpg.connect(
             settings.postgres_dsn.get_secret_value(), timeout=connect_timeout
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.ClientConfigurationError,  # e.g. verify-full with no root certificate at all
+    ) as exc:
         raise ServiceUnavailable(
-            "PostgreSQL", describe_dsn(settings), f"{type(exc).__name__}: {exc}", LOCAL_STACK_HINT
+            "PostgreSQL",
+            describe_dsn(settings),
+            f"{type(exc).__name__}: {exc}",
+            _hint(exc, settings),
         ) from None
+
+
+def _hint(exc: BaseException, settings: Settings) -> str:
+    """How to fix it: a TLS failure is a matter of settings, not of a stopped server."""
+    rootcert = settings.postgres_dsn_param("sslrootcert")
+    tls = isinstance(exc, ssl.SSLError | asyncpg.ClientConfigurationError) or (
+        # asyncpg loads sslrootcert itself and reports a missing file without naming it
+        isinstance(exc, FileNotFoundError) and rootcert is not None
+    )
+    if not tls:
+        return LOCAL_STACK_HINT
+    return (
+        "Check POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT (root certificate in use:"
+        f" {rootcert or 'none'}): verify-ca and verify-full need a readable file with the CA that"
+        " signed the server's certificate (the local stack's is .stack/postgres/tls/ca.pem)."
+    )
 
 
 @asynccontextmanager

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import docker
+import requests
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 
 from coderunner.errors import LOCAL_STACK_HINT, ServiceUnavailable
 from coderunner.settings import Settings
+
+# Docker 20.10's API (Debian bookworm's docker.io, the DinD image); newer engines accept it too.
+ENGINE_API_VERSION = "1.41"
 
 
 def docker_client(settings: Settings, timeout: int = 60) -> docker.DockerClient:
@@ -15,9 +19,18 @@ def docker_client(settings: Settings, timeout: int = 60) -> docker.DockerClient:
     from the settings, or the docker SDK's own defaults when DOCKER_HOST is unset."""
     try:
         if settings.docker_host:
-            return docker.DockerClient(
-                base_url=settings.docker_host, timeout=timeout, tls=tls_config(settings)
+            # The API version is given, not negotiated: negotiation is a request made while the
+            # client is built, before trust_env can be switched off (below).
+            client = docker.DockerClient(
+                base_url=settings.docker_host,
+                timeout=timeout,
+                tls=tls_config(settings),
+                version=ENGINE_API_VERSION,
             )
+            # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace DOCKER_CERT_PATH's
+            # ca.pem and HTTPS_PROXY reroute the engine's traffic (docker/docker-py#2433).
+            client.api.trust_env = False
+            return client
         return docker.from_env(timeout=timeout)
     except DockerException as exc:
         raise _unavailable(settings, exc) from None
@@ -41,7 +54,7 @@ def ping_docker(settings: Settings) -> None:
     client = docker_client(settings, timeout=5)
     try:
         client.ping()
-    except DockerException as exc:
+    except (DockerException, requests.RequestException) as exc:  # a refused TLS handshake too
         raise _unavailable(settings, exc) from None
     finally:
         client.close()
