@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-components_up=(docker postgres kafka images)
+components_up=(docker postgres kafka images compose)
 components_down=(kafka postgres docker)
 
 case "${1:-}" in
