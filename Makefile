@@ -71,9 +71,13 @@ test: venv stack-up check ## Everything: set-up, stack, checks, the whole suite 
 run: venv stack-up ## Run the service in the foreground against the local stack (Ctrl-C stops it)
 	$(BIN)/coderunner serve
 
+# Smaller runs, e.g. BENCH_EXECUTION_ARGS="--runs 5" BENCH_PROJECTION_ARGS="--events 20000"
+BENCH_EXECUTION_ARGS ?=
+BENCH_PROJECTION_ARGS ?=
+
 bench: venv stack-up ## Benchmarks: executions vs bare docker SDK; projection vs bare aiokafka+COPY
-	$(BIN)/python -m bench.execution
-	$(BIN)/python -m bench.projection
+	$(BIN)/python -m bench.execution $(BENCH_EXECUTION_ARGS)
+	$(BIN)/python -m bench.projection $(BENCH_PROJECTION_ARGS)
 
 clean: ## Remove the virtualenv, caches and build/ (the stack's state in .stack/ and backups/ stay)
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

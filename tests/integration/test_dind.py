@@ -44,17 +44,16 @@ from coderunner.schemas import events as ev
 from coderunner.settings import Settings
 from coderunner.streams.client import ExecutionClient, new_submission
 from tests.conftest import local_settings
+from tests.integration.images import build_dind_image
 from tests.integration.workers import WorkerProcess, isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "coderunner/dind:test"
-LOCAL_BASE = "coderunner/base:bookworm"
 RUNTIMES = ("python", "bash")
 PYTHON_IMAGE = "coderunner/runtime-python:bookworm"
 LABEL_EXECUTION = "coderunner.execution"  # what coderunner.sandbox puts on its containers
-BUILD_TIMEOUT = 600
 HEALTHY_TIMEOUT = 180
 # ENVIRONMENT.md: what DinD needs here instead of --privileged (CAP_SYS_RESOURCE is missing).
 UNPRIVILEGED_DIND = (
@@ -116,19 +115,7 @@ class Dind:
 
 @pytest.fixture(scope="module")
 def dind_image(docker_engine: Settings) -> str:
-    if docker_cli("image", "inspect", LOCAL_BASE, check=False).returncode != 0:
-        pytest.fail(f"{LOCAL_BASE} is missing: run `make stack-up` (it builds the local images).")
-    started = time.monotonic()
-    result = subprocess.run(
-        ["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={LOCAL_BASE}",
-         "-t", IMAGE, str(REPO / "images" / "dind")],
-        env=os.environ | {"DOCKER_BUILDKIT": "0"},
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        pytest.fail(f"docker build of images/dind failed ({result.returncode}):\n{tail}")
-    print(f"\ndind image built in {time.monotonic() - started:.1f} s")
+    build_dind_image(IMAGE)
     return IMAGE
 
 

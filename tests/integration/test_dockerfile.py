@@ -8,7 +8,6 @@ healthcheck that passes, and `coderunner config validate` exits 0 inside it.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -16,7 +15,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,15 +22,11 @@ import pytest
 from coderunner.proto.coderunner.v1 import coderunner_pb2 as pb
 from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
 from coderunner.settings import Settings
+from tests.integration.images import build_service_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE = "coderunner:test"
-LOCAL_BASE = "coderunner/runtime-python:bookworm"
-# A TLS-intercepting proxy's CA, if the host trusts one: pip in the build stage needs it.
-EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
-BUILD_TIMEOUT = 480
 
 
 def free_port() -> int:
@@ -51,35 +45,11 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
     return result
 
 
-def build_image() -> float:
-    extra_ca = "".join(p.read_text() for p in sorted(EXTRA_CA_DIR.glob("*.crt")))
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            "docker", "build", "--force-rm",
-            "--build-arg", f"BASE_IMAGE={LOCAL_BASE}",
-            "--build-arg", f"EXTRA_CA_CERTS={extra_ca}",
-            "-t", IMAGE, str(REPO),
-        ],
-        env=os.environ | {"DOCKER_BUILDKIT": "0"},
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        pytest.fail(f"docker build failed ({result.returncode}):\n{tail}")
-    return time.monotonic() - started
-
-
 @pytest.fixture(scope="module")
 def image(docker_engine: Settings) -> str:
     """Build twice: the second build runs from cached layers and must be quick."""
-    if docker("image", "inspect", LOCAL_BASE, check=False).returncode != 0:
-        pytest.fail(f"{LOCAL_BASE} is missing: run `make stack-up` (it builds the local images).")
-    first = build_image()
-    second = build_image()
+    first = build_service_image(IMAGE)
+    second = build_service_image(IMAGE)
     print(f"docker build: {first:.1f} s, then {second:.1f} s from the cache")
     assert second < 60, f"a rebuild without changes took {second:.0f} s: the layer cache is unused"
     return IMAGE
