@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -246,11 +247,15 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from coderunner.projections.replay import checksum, rebuild
     from coderunner.streams.projector import replay_from_kafka
 
+    progress = _Progress(every_s=2.0)
+
     async def run() -> tuple[dict[str, int], str]:
         async with connection(settings) as conn:
             await migrate(conn)
             source = None if args.source == "archive" else replay_from_kafka(settings)
-            totals = await rebuild(conn, source, settings.kafka_topic_submissions)
+            totals = await rebuild(
+                conn, source, settings.kafka_topic_submissions, on_progress=progress
+            )
             return totals, (await checksum(conn))[0]
 
     totals, digest = asyncio.run(run())
@@ -259,6 +264,26 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
         f" {totals['applied']} applied, {totals['parked']} parked; checksum {digest}"
     )
     return 0
+
+
+class _Progress:
+    """A line on stderr every `every_s` seconds of a long replay: how far, and how fast."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, totals: dict[str, int]) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = totals["messages"] / (now - self.started)
+        print(
+            f"projections: {totals['messages']:,} messages replayed ({rate:,.0f}/s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _checksum(settings: Settings, args: argparse.Namespace) -> int:

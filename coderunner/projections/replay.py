@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -103,10 +103,12 @@ async def rebuild(
     batches: AsyncIterator[list[SourceMessage]] | None,
     submissions_topic: str,
     projection: str = READ_MODELS,
+    on_progress: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, int]:
     """Replay `batches` (None: the archive) into fresh tables, then swap them in.
 
-    Returns how many messages were replayed, applied, skipped and parked.
+    Returns how many messages were replayed, applied, skipped and parked; `on_progress` gets
+    the running totals after each batch.
     """
     await _create_rebuild_schema(conn)
     await conn.execute(f"SET search_path = {REBUILD_SCHEMA}, public")
@@ -126,6 +128,8 @@ async def rebuild(
             totals["applied"] += result.applied
             totals["skipped"] += result.skipped
             totals["parked"] += result.parked
+            if on_progress is not None:
+                on_progress(totals)
         await _swap(conn, projector)
     finally:
         await conn.execute("SET search_path TO DEFAULT")
