@@ -87,7 +87,8 @@ clean: ## Remove the virtualenv, caches and build/ (the stack's state in .stack/
 ENV_FILE ?= .env
 BACKUP_DIR ?= backups
 FROM ?= kafka
-RUNTIME_IMAGES_DIR ?= build/runtime-images
+RUNTIME_IMAGES_DIR ?= $(CURDIR)/build/runtime-images
+RUNTIMES ?=
 
 env: ## Write .env (or ENV_FILE=path) from .env.example, every setting with its default; never overwrites
 	@if [ -e "$(ENV_FILE)" ]; then echo "env: $(ENV_FILE) exists; not overwritten (compare with .env.example)"; \
@@ -96,16 +97,19 @@ env: ## Write .env (or ENV_FILE=path) from .env.example, every setting with its 
 validate: venv ## Check every setting and reach Kafka, PostgreSQL and Docker; each problem with its fix
 	$(CODERUNNER) config validate --check-connectivity
 
-runtime-images: ## Save the runtime images as tars for the DinD daemon to load (compose)
-	bash scripts/export-runtime-images.sh $(RUNTIME_IMAGES_DIR)
+runtime-images: ## Save the runtime images as tars for the DinD daemon to load (RUNTIMES="python go": some)
+	bash scripts/export-runtime-images.sh $(RUNTIME_IMAGES_DIR) $(RUNTIMES)
 
 dind-image: ## Build the Docker-in-Docker daemon image (coderunner/dind:local) on the local base
 	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=coderunner/base:bookworm \
 	  -t coderunner/dind:local images/dind
 
 ifeq ($(DEPLOY),compose)  # the same targets as below, documented there
+# RUNTIME_IMAGES_DIR is read by docker-compose.yml too: the daemon loads the tars from there.
+export RUNTIME_IMAGES_DIR
+
 up: runtime-images
-	$(COMPOSE) up -d --build --wait
+	$(COMPOSE) up -d --build --wait --wait-timeout $${UP_TIMEOUT:-600}
 
 down:
 	$(COMPOSE) down
@@ -122,8 +126,8 @@ status:
 health:
 	$(COMPOSE) exec -T api coderunner health
 
-db-shell:
-	$(COMPOSE) exec postgres psql -U coderunner coderunner
+db-shell:  # -T (no terminal) when stdin is not one: `echo 'SELECT 1;' | make db-shell` works
+	$(COMPOSE) exec $$([ -t 0 ] || echo -T) postgres psql -U coderunner coderunner
 
 db-backup:
 	@mkdir -p $(BACKUP_DIR)

@@ -60,6 +60,7 @@ APP_UID = 10001  # the service image's user (Dockerfile APP_UID), dind's DIND_CL
 CODERUNNER_SERVICES = ("worker", "api", "projector")
 DIND_URL = "tcp://dind:2376"
 UP_TIMEOUT = 180
+TEST_PASSWORD = "compose-test-password"
 # What the compose CLI itself needs from this process's environment; nothing else is passed, so
 # a developer's KAFKA_BOOTSTRAP_SERVERS, WORKER_REPLICAS or COMPOSE_* can not change the result.
 CLI_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG")
@@ -87,6 +88,7 @@ def render(images_dir: Path, **variables: str) -> dict[str, Any]:
         "RUNTIME_IMAGES_DIR": str(images_dir),
         "CODERUNNER_IMAGE": SERVICE_IMAGE,
         "DIND_IMAGE": DIND_IMAGE,
+        "POSTGRES_PASSWORD": TEST_PASSWORD,
     }
     result = compose("config", "--format", "json", env=env | variables)
     assert result.returncode == 0, (
@@ -301,6 +303,7 @@ def project(docker_engine: Settings, runtime_tars: Path) -> Iterator[Project]:
             "CODERUNNER_IMAGE": SERVICE_IMAGE,
             "DIND_IMAGE": DIND_IMAGE,
             "RUNTIME_IMAGES_DIR": str(runtime_tars),
+            "POSTGRES_PASSWORD": TEST_PASSWORD,
         },
     )
     try:
@@ -375,7 +378,11 @@ def test_a_mistyped_runtime_images_dir_fails_up_instead_of_starting_an_empty_eng
     missing = tmp_path / "no-such-dir"
     project = Project(
         f"coderunner-compose-typo-{uuid.uuid4().hex[:8]}",
-        {"DIND_IMAGE": DIND_IMAGE, "RUNTIME_IMAGES_DIR": str(missing)},
+        {
+            "DIND_IMAGE": DIND_IMAGE,
+            "RUNTIME_IMAGES_DIR": str(missing),
+            "POSTGRES_PASSWORD": TEST_PASSWORD,
+        },
     )
     build_dind_image(DIND_IMAGE)
     try:
@@ -385,3 +392,10 @@ def test_a_mistyped_runtime_images_dir_fails_up_instead_of_starting_an_empty_eng
         assert not missing.exists()  # the engine did not create it
     finally:
         project.compose("down", "-v", "--remove-orphans", timeout=120)
+
+
+def test_there_is_no_default_database_password(scratch_images_dir: Path) -> None:
+    env = {"RUNTIME_IMAGES_DIR": str(scratch_images_dir)}
+    result = compose("config", "--quiet", env=env)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr and "make env" in result.stderr, result.stderr
