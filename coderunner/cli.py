@@ -161,6 +161,12 @@ def _parser() -> argparse.ArgumentParser:
         "--url", help="the service's HTTP base URL (default http://127.0.0.1:HTTP_PORT)"
     )
     health.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    health.add_argument(
+        "--heartbeat",
+        type=Path,
+        metavar="FILE",
+        help="instead: check that a worker's or projector's HEARTBEAT_FILE is fresh",
+    )
     health.set_defaults(command=_health)
     return parser
 
@@ -176,7 +182,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ping_kafka(settings))  # a wrong key or host fails here, with a clear message
     asyncio.run(ensure_topics(settings))
     app, service = build_worker(settings)
-    services: list[Any] = [service]
+    services: list[Any] = [service, *_heartbeat(settings)]
     if args.with_api:
         from coderunner.api.server import ApiService
 
@@ -230,15 +236,25 @@ def _projector(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(ensure_topics(settings))
     app, service = build_projector(settings)
+    services = [service, *_heartbeat(settings)]
     if app is None:  # the plain-consumer reader needs no Faust app
         mode.Worker(
-            service, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
+            *services, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
         ).execute_from_commandline()
     else:
         faust.Worker(
-            app, service, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
+            app, *services, loglevel=settings.log_level, quiet=True, **_worker_logging(settings)
         ).execute_from_commandline()
     return 0
+
+
+def _heartbeat(settings: Settings) -> list[Any]:
+    """The liveness file service, when HEARTBEAT_FILE is set."""
+    if settings.heartbeat_file is None:
+        return []
+    from coderunner.streams.heartbeat import Heartbeat
+
+    return [Heartbeat(settings.heartbeat_file)]
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -506,6 +522,8 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
+    if args.heartbeat is not None:
+        return _heartbeat_health(args.heartbeat)
     base = (args.url or f"http://127.0.0.1:{settings.http_port}").rstrip("/")
     if not base.startswith(("http://", "https://")):
         print(f"coderunner: --url must start with http:// or https://, not {base!r}")
@@ -523,6 +541,20 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{path}: {status} {body.decode(errors='replace').strip()}")
         if status != 200:
             return 1
+    return 0
+
+
+def _heartbeat_health(path: Path) -> int:
+    from coderunner.streams.heartbeat import STALE_AFTER_S, heartbeat_age
+
+    age = heartbeat_age(path)
+    if age is None:
+        print(f"heartbeat: no {path} (not started yet, or stopped)")
+        return 1
+    if age > STALE_AFTER_S:
+        print(f"heartbeat: {path} is {age:.0f} s old (more than {STALE_AFTER_S:.0f} s): stuck")
+        return 1
+    print(f"heartbeat: {age:.1f} s ago")
     return 0
 
 

@@ -250,6 +250,12 @@ class Settings(BaseSettings):
         default="text",
         description="`text` for people, `json` (one object per line) for log collectors.",
     )
+    heartbeat_file: Path | None = Field(
+        default=None,
+        description="A file the worker and projector touch every 5 s while they run, for"
+        " `coderunner health --heartbeat FILE` (their container healthcheck; they have no"
+        " HTTP port). Unset: no heartbeat.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -202,6 +202,13 @@ def test_healthchecks_and_start_order(config: dict[str, Any]) -> None:
         assert not check.get("disable") and check.get("test", [""])[0] == "CMD", (name, check)
     # api's healthcheck is the service image's own (GET /health on HTTP_PORT): not disabled here.
     assert not (services["api"].get("healthcheck") or {}).get("disable"), services["api"]
+    # worker and projector have no HTTP port: their check is the heartbeat file they renew
+    for name in ("worker", "projector"):
+        check = services[name].get("healthcheck") or {}
+        heartbeat = environment(services[name]).get("HEARTBEAT_FILE")
+        assert heartbeat and check.get("test") == [
+            "CMD", "coderunner", "health", "--heartbeat", heartbeat
+        ], (name, check)  # fmt: skip
     runtime_stage = (REPO / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
     assert re.search(r"^HEALTHCHECK .*\\\n\s+CMD ", runtime_stage, re.M), "no HEALTHCHECK"
     for name in ("worker", "api"):
