@@ -129,13 +129,17 @@ health:
 db-shell:  # -T (no terminal) when stdin is not one: `echo 'SELECT 1;' | make db-shell` works
 	$(COMPOSE) exec $$([ -t 0 ] || echo -T) postgres psql -U coderunner coderunner
 
-db-backup:
-	@mkdir -p $(BACKUP_DIR)
-	$(COMPOSE) exec -T postgres pg_dump -U coderunner --format=custom --no-owner coderunner \
-	  > $${BACKUP:-$(BACKUP_DIR)/coderunner-$$(date -u +%Y%m%dT%H%M%SZ).dump}
+db-backup:  # written to FILE.partial and renamed: a failed dump never leaves a backup-looking file
+	@out=$${BACKUP:-$(BACKUP_DIR)/coderunner-$$(date -u +%Y%m%dT%H%M%SZ).dump}; mkdir -p "$$(dirname "$$out")"; \
+	if $(COMPOSE) exec -T postgres pg_dump -U coderunner --format=custom --no-owner coderunner > "$$out.partial"; \
+	then mv "$$out.partial" "$$out"; echo "db: backup written to $$out ($$(stat -c %s "$$out") bytes)"; \
+	else rm -f "$$out.partial"; echo "db-backup: pg_dump failed"; exit 1; fi
 
 db-restore:
 	@test -n "$(BACKUP)" || { echo "db-restore: say which file: make db-restore BACKUP=backups/....dump"; exit 2; }
+	@test -f "$(BACKUP)" || { echo "db-restore: no backup file at $(BACKUP)"; exit 2; }
+	@[ -n "$(YES)" ] || { [ -t 0 ] && read -r -p "Replace everything in the compose database with $(BACKUP)? [y/N] " a \
+	  && [ "$$a" = y -o "$$a" = yes ]; } || { echo "db-restore: not confirmed (YES=1 skips the question)"; exit 1; }
 	$(COMPOSE) exec -T postgres pg_restore -U coderunner --dbname=coderunner --clean --if-exists \
 	  --no-owner --single-transaction --exit-on-error < $(BACKUP)
 

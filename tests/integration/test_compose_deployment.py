@@ -63,8 +63,19 @@ class Deployment:
         )  # fmt: skip
 
     def logs(self) -> str:
-        done = self.compose("logs", "--no-color", "--tail", "40", timeout=60)
-        return f"--- docker compose logs (last 40 lines each):\n{done.stdout[-12000:]}"
+        ps = self.compose("ps", "--all", timeout=60)
+        api = self.compose("logs", "--no-color", "--tail", "60", "api", timeout=60)
+        rest = self.compose("logs", "--no-color", "--tail", "20", timeout=60)
+        return (
+            f"--- docker compose ps --all:\n{ps.stdout}\n--- api's log:\n{api.stdout[-6000:]}"
+            f"\n--- every service (last 20 lines each):\n{rest.stdout[-8000:]}"
+        )
+
+    def submit_and_wait(self, count: int = 1) -> list[pb.Execution]:
+        try:
+            return submit_and_wait(self.grpc_target, count)
+        except grpc.RpcError as exc:
+            pytest.fail(f"gRPC call failed: {exc}\n{self.logs()}")
 
     def running(self, service: str) -> list[dict[str, object]]:
         done = self.compose("ps", "--format", "json", service, timeout=60)
@@ -166,7 +177,7 @@ def test_up_starts_every_service_healthy_and_a_program_runs_end_to_end(
     assert len(deployment.running("worker")) == 2
     health = deployment.make("health")
     assert "/ready: 200" in health and '"docker": "ok"' in health
-    [execution] = submit_and_wait(deployment.grpc_target)
+    [execution] = deployment.submit_and_wait()
     assert execution.verdict == pb.VERDICT_ACCEPTED, execution
     assert execution.test_results[0].actual_output == "0cba\n"
 
@@ -175,16 +186,17 @@ def test_workers_scale_out_and_share_the_work(deployment: Deployment) -> None:
     # The README's line, in the deployment's environment.
     scaled = deployment.compose("up", "-d", "--scale", "worker=4", timeout=600)
     assert scaled.returncode == 0, scaled.stderr
+    print(scaled.stderr)
     assert len(deployment.running("worker")) == 4
-    executions = submit_and_wait(deployment.grpc_target, count=8)
+    executions = deployment.submit_and_wait(count=8)
     assert [e.verdict for e in executions] == [pb.VERDICT_ACCEPTED] * 8
 
 
 def test_backup_replay_restore_and_migrate_act_on_the_deployment(deployment: Deployment) -> None:
-    [kept] = submit_and_wait(deployment.grpc_target)
+    [kept] = deployment.submit_and_wait()
     dump = deployment.workdir / "deployment.dump"
-    deployment.make("db-backup", f"BACKUP={dump}")
-    assert dump.stat().st_size > 0
+    backup = deployment.make("db-backup", f"BACKUP={dump}")
+    assert f"backup written to {dump}" in backup and dump.stat().st_size > 0
     assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
 
     replay = deployment.make("replay")
@@ -192,7 +204,9 @@ def test_backup_replay_restore_and_migrate_act_on_the_deployment(deployment: Dep
 
     count = "SELECT count(*) FROM executions;\n"
     before = deployment.make("db-shell", stdin=count)
-    deployment.make("db-restore", f"BACKUP={dump}")
+    with pytest.raises(AssertionError, match="not confirmed"):  # no terminal, no YES=1
+        deployment.make("db-restore", f"BACKUP={dump}")
+    deployment.make("db-restore", f"BACKUP={dump}", "YES=1")
     after = deployment.make("db-shell", stdin=count)
     assert before.split() == after.split(), (before, after)
     with grpc.insecure_channel(deployment.grpc_target) as channel:
@@ -218,7 +232,7 @@ def test_logs_restart_and_health_after_it(deployment: Deployment) -> None:
             break
         assert time.monotonic() < deadline, f"not healthy after restart:\n{done.stdout}"
         time.sleep(2)
-    [execution] = submit_and_wait(deployment.grpc_target)
+    [execution] = deployment.submit_and_wait()
     assert execution.verdict == pb.VERDICT_ACCEPTED
 
 
