@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from coderunner.config_check import Problem, settings_problems, validation_problems
-from coderunner.errors import MissingTopics, ServiceUnavailable
+from coderunner.errors import MissingTopics, ServiceUnavailable, ToolFailed
 from coderunner.log_format import logging_config
 from coderunner.settings import Settings, load_settings
 
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceUnavailable, MissingTopics) as exc:
         print(f"coderunner: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ToolFailed as exc:
+        print(f"coderunner: {exc}", file=sys.stderr)
+        return 1
     return result
 
 
@@ -474,22 +477,14 @@ def _show_progress(event: Any) -> None:
 def _db_shell(settings: Settings, args: argparse.Namespace) -> int:
     from coderunner.projections import pgtools
 
-    try:
-        return pgtools.shell(settings)
-    except pgtools.ToolError as exc:
-        print(f"coderunner: {exc}", file=sys.stderr)
-        return 1
+    return pgtools.shell(settings)
 
 
 def _db_backup(settings: Settings, args: argparse.Namespace) -> int:
     from coderunner.projections import pgtools
 
     output = args.output or pgtools.default_backup_path()
-    try:
-        pgtools.backup(settings, output)
-    except pgtools.ToolError as exc:
-        print(f"coderunner: {exc}", file=sys.stderr)
-        return 1
+    pgtools.backup(settings, output)
     print(f"db: backup written to {output} ({output.stat().st_size:,} bytes)")
     return 0
 
@@ -509,11 +504,7 @@ def _db_restore(settings: Settings, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in {"y", "yes"}:
             print("db: restore cancelled")
             return 1
-    try:
-        pgtools.restore(settings, args.dump)
-    except pgtools.ToolError as exc:
-        print(f"coderunner: {exc}", file=sys.stderr)
-        return 1
+    pgtools.restore(settings, args.dump)
     print(f"db: {target} restored from {args.dump}")
     return 0
 

@@ -39,6 +39,10 @@ class ServiceUnavailable(CoderunnerError):
         super().__init__(f"{service} is not reachable at {where}: {reason}. {how_to_start}")
 
 
+class ToolFailed(CoderunnerError):
+    """An external program (pg_dump, psql...) is missing or failed; the message says the fix."""
+
+
 class MissingTopics(CoderunnerError):
     """Topics the service needs do not exist, and this profile (Event Hubs) must not create them."""
 

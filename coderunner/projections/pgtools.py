@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from coderunner.errors import ToolFailed
 from coderunner.projections.database import describe_dsn
 from coderunner.settings import Settings
 
@@ -25,10 +26,6 @@ _QUERY_TO_ENV = {
     "connect_timeout": "PGCONNECT_TIMEOUT",
     "application_name": "PGAPPNAME",
 }
-
-
-class ToolError(Exception):
-    """A client program is missing or failed; the message says which and how to fix it."""
 
 
 def libpq_env(settings: Settings) -> dict[str, str]:
@@ -52,7 +49,7 @@ def libpq_env(settings: Settings) -> dict[str, str]:
 def _program(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise ToolError(
+        raise ToolFailed(
             f"{name} is not installed: install PostgreSQL's client programs"
             " (Debian: apt-get install postgresql-client), or run `make stack-up`"
         )
@@ -63,7 +60,7 @@ def _run(settings: Settings, argv: list[str], what: str) -> None:
     env = os.environ | libpq_env(settings)
     result = subprocess.run(argv, env=env, stderr=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
-        raise ToolError(
+        raise ToolFailed(
             f"{what} of {describe_dsn(settings)} failed (exit {result.returncode}):"
             f" {result.stderr.strip()}"
         )
@@ -107,7 +104,7 @@ def restore(settings: Settings, dump: Path) -> None:
     resumes from where the backup was taken and re-projects what Kafka still holds after it.
     """
     if not dump.is_file():
-        raise ToolError(f"no backup file at {dump}")
+        raise ToolFailed(f"no backup file at {dump}")
     _run(
         settings,
         [

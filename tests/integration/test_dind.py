@@ -19,7 +19,6 @@ About 25 s once the image is built (a first build: about 15 s more).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -45,7 +44,7 @@ from coderunner.settings import Settings
 from coderunner.streams.client import ExecutionClient, new_submission
 from tests.conftest import local_settings
 from tests.integration.images import build_dind_image
-from tests.integration.workers import WorkerProcess, isolated_settings
+from tests.integration.workers import WorkerProcess, isolated_settings, run_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -209,20 +208,6 @@ def worker(
 async def client(worker: WorkerProcess) -> AsyncIterator[ExecutionClient]:
     async with ExecutionClient(worker.settings) as c:
         yield c
-
-
-async def run_all(
-    client: ExecutionClient, submissions: list[ev.ExecutionSubmitted], within: float = 120
-) -> list[list[Any]]:
-    for s in submissions:
-        await client.submit(s)
-
-    async def collect(execution_id: str) -> list[Any]:
-        return [e async for e in client.events(execution_id)]
-
-    return await asyncio.wait_for(
-        asyncio.gather(*(collect(s.execution_id) for s in submissions)), within
-    )
 
 
 def stdout_of(events: list[Any]) -> str:

@@ -17,7 +17,7 @@ from coderunner.settings import Settings
 from coderunner.streams.client import ExecutionClient, new_submission
 from coderunner.streams.kafka_config import aiokafka_kwargs
 from tests.integration.programs import FACTORIAL, HELLO, REVERSE
-from tests.integration.workers import WorkerProcess, isolated_settings
+from tests.integration.workers import WorkerProcess, isolated_settings, run_all
 
 pytestmark = pytest.mark.integration
 
@@ -42,21 +42,6 @@ def worker(
 async def client(worker: WorkerProcess) -> AsyncIterator[ExecutionClient]:
     async with ExecutionClient(worker.settings) as c:
         yield c
-
-
-async def run_all(
-    client: ExecutionClient, submissions: list[ev.ExecutionSubmitted], within: float = 240
-) -> list[list[Any]]:
-    """Publish every submission at once (the worker runs them side by side), collect events."""
-    for s in submissions:
-        await client.submit(s)
-
-    async def collect(execution_id: str) -> list[Any]:
-        return [e async for e in client.events(execution_id)]
-
-    return await asyncio.wait_for(
-        asyncio.gather(*(collect(s.execution_id) for s in submissions)), within
-    )
 
 
 def terminal(events: list[Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,9 +10,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from coderunner.schemas import events as ev
 from coderunner.settings import Settings
+from coderunner.streams.client import ExecutionClient
 from tests.conftest import local_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,3 +108,18 @@ def isolated_settings(**overrides: object) -> Settings:
         "kafka_consumer_group": f"test-{tag}",
     }
     return local_settings(**(values | overrides))
+
+
+async def run_all(
+    client: ExecutionClient, submissions: list[ev.ExecutionSubmitted], within: float = 240
+) -> list[list[Any]]:
+    """Publish every submission at once (the worker runs them side by side), collect events."""
+    for s in submissions:
+        await client.submit(s)
+
+    async def collect(execution_id: str) -> list[Any]:
+        return [e async for e in client.events(execution_id)]
+
+    return await asyncio.wait_for(
+        asyncio.gather(*(collect(s.execution_id) for s in submissions)), within
+    )
