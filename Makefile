@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv stack-up stack-down stack-status check lint format proto build test test-unit run bench clean \
+.PHONY: help venv stack-up stack-down stack-status check lint format proto build test test-unit run bench bench-dind clean \
 	env validate up down restart logs status health db-shell db-backup db-restore db-migrate replay \
 	runtime-images dind-image
 
@@ -78,6 +78,9 @@ BENCH_PROJECTION_ARGS ?=
 bench: venv stack-up ## Benchmarks: executions vs bare docker SDK; projection vs bare aiokafka+COPY
 	$(BIN)/python -m bench.execution $(BENCH_EXECUTION_ARGS)
 	$(BIN)/python -m bench.projection $(BENCH_PROJECTION_ARGS)
+
+bench-dind: venv stack-up ## The execution benchmark with the sandbox engine a DinD daemon over TLS (production's topology)
+	bash bench/dind.sh $(BENCH_EXECUTION_ARGS)
 
 clean: ## Remove the virtualenv, caches and build/ (the stack's state in .stack/ and backups/ stay)
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

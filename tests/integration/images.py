@@ -54,22 +54,23 @@ def build_dind_image(tag: str) -> float:
     )
 
 
-def _base_present(base: str) -> bool:
+def _image_id(name: str) -> str | None:
     inspect = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", base],
+        ["docker", "image", "inspect", "--format", "{{.Id}}", name],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    return inspect.returncode == 0
+    return inspect.stdout.strip() if inspect.returncode == 0 else None
 
 
 def _build(
     what: str, tag: str, base: str, context: Path, extra_args: list[str], timeout: float
 ) -> float:
-    if not _base_present(base):
+    if _image_id(base) is None:
         pytest.fail(f"{base} is missing: run `make stack-up` (it builds the local images).")
+    previous = _image_id(tag)
     started = time.monotonic()
     result = subprocess.run(
         ["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base}", *extra_args,
@@ -80,7 +81,11 @@ def _build(
     took = time.monotonic() - started
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-TAIL_LINES:])
-        hint = "" if _base_present(base) else f"\n{base} is gone: run `make stack-up`."
+        hint = "" if _image_id(base) is not None else f"\n{base} is gone: run `make stack-up`."
         pytest.fail(f"docker build of {what} as {tag} failed ({result.returncode}):\n{tail}{hint}")
+    if previous is not None and previous != _image_id(tag):
+        # The image this tag named before is now untagged: remove it rather than let every run
+        # leave a few hundred MB behind (kept when a container still uses it).
+        subprocess.run(["docker", "image", "rm", previous], capture_output=True, check=False)
     print(f"\n{what} built as {tag} in {took:.1f} s")
     return took

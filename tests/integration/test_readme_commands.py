@@ -63,6 +63,7 @@ RUN_HERE = [
     "make test-unit",
     "make build",
     "make bench",
+    "make bench-dind",
 ]
 PROGRAMS = {
     "hello.py": "print('hello from the README')\n",
@@ -192,3 +193,10 @@ def test_make_bench_reports_ratios_against_its_baselines(env: dict[str, str]) ->
     report = run(RUN_HERE[12], small, REPO, timeout=900)
     assert "bare docker SDK" in report and "throughput" in report
     assert "bare aiokafka+fastavro+COPY" in report and "events/s" in report
+
+
+def test_make_bench_dind_runs_the_executions_in_a_dind_daemon(env: dict[str, str]) -> None:
+    small = env | {"BENCH_EXECUTION_ARGS": "--runs 3 --total 4 --workers 2 --rounds 1"}
+    report = run(RUN_HERE[13], small, REPO, timeout=900)
+    assert "sandbox engine: DinD at tcp://" in report
+    assert "bare docker SDK" in report and "throughput" in report
