@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,12 +202,6 @@ def worker(
     process = WorkerProcess(settings, log, extra_env=tls | FOREIGN_CA_BUNDLE).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-async def client(worker: WorkerProcess) -> AsyncIterator[ExecutionClient]:
-    async with ExecutionClient(worker.settings) as c:
-        yield c
 
 
 def stdout_of(events: list[Any]) -> str:

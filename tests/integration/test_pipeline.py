@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,6 @@ def worker(
     ).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-async def client(worker: WorkerProcess) -> AsyncIterator[ExecutionClient]:
-    async with ExecutionClient(worker.settings) as c:
-        yield c
 
 
 def terminal(events: list[Any]) -> Any:
