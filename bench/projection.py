@@ -48,7 +48,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastavro import schemaless_reader
 
-from coderunner.projections.fold import EXECUTION_COLUMNS, LOG_COLUMNS, STEP_COLUMNS, TEST_COLUMNS
+from coderunner.projections.fold import (
+    COMPLETED_COLUMNS,
+    EXECUTION_COLUMNS,
+    LOG_COLUMNS,
+    STEP_COLUMNS,
+    TEST_COLUMNS,
+)
 from coderunner.projections.migrations import migrate
 from coderunner.projections.store import ARCHIVE_COLUMNS
 from coderunner.schemas.codec import HEADER_SIZE, default_registry
@@ -266,20 +272,7 @@ _TERMINAL = {
     "ExecutionRejected": "rejected",
     "ExecutionCancelled": "cancelled",
 }
-_COMPLETED_COLUMNS = (
-    "verdict",
-    "message",
-    "exit_code",
-    "signal",
-    "tests_passed",
-    "tests_total",
-    "duration_us",
-    "compile_time_us",
-    "run_time_us",
-    "peak_memory_kb",
-    "image",
-    "image_digest",
-)
+_COMPLETED_COLUMNS = (*COMPLETED_COLUMNS, "image_digest")
 
 
 class _BareRows:

@@ -320,22 +320,27 @@ def _accepted(row: ExecutionRow, changes: RowChanges, e: dict[str, Any]) -> None
     row.worker = e["worker"]
 
 
+# ExecutionCompleted fields the executions row takes as they are (image_digest is kept from an
+# earlier event when this one has none).
+COMPLETED_COLUMNS = (
+    "verdict",
+    "message",
+    "exit_code",
+    "signal",
+    "tests_passed",
+    "tests_total",
+    "duration_us",
+    "compile_time_us",
+    "run_time_us",
+    "peak_memory_kb",
+    "image",
+)
+
+
 def _completed(row: ExecutionRow, changes: RowChanges, e: dict[str, Any]) -> None:
     row.status = "completed"
     row.completed_at = e["occurred_at"]
-    for column in (
-        "verdict",
-        "message",
-        "exit_code",
-        "signal",
-        "tests_passed",
-        "tests_total",
-        "duration_us",
-        "compile_time_us",
-        "run_time_us",
-        "peak_memory_kb",
-        "image",
-    ):
+    for column in COMPLETED_COLUMNS:
         setattr(row, column, e[column])
     row.image_digest = e["image_digest"] or row.image_digest
 

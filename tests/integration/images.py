@@ -1,6 +1,7 @@
-"""The project's two images, built for the integration tests the way `make build` and
-`make dind-image` build them where no registry is reachable: FROM the local Debian bases, with the
-classic builder (it resolves FROM against local images; BuildKit would try a registry).
+"""Docker helpers for the integration tests: the docker CLI (`docker_cli`), and the project's
+two images, built the way `make build` and `make dind-image` build them where no registry is
+reachable: FROM the local Debian bases, with the classic builder (it resolves FROM against local
+images; BuildKit would try a registry).
 
 - build_service_image(tag): the repository's Dockerfile FROM coderunner/runtime-python:bookworm
   (test_dockerfile.py, test_compose.py);
@@ -89,3 +90,15 @@ def _build(
         subprocess.run(["docker", "image", "rm", previous], capture_output=True, check=False)
     print(f"\n{what} built as {tag} in {took:.1f} s")
     return took
+
+
+def docker_cli(
+    *args: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`docker ARGS...`; with `check`, a non-zero exit fails the test with docker's stderr."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"docker {' '.join(args[:3])}... exited {result.returncode}:\n{result.stderr}")
+    return result

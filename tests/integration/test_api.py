@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,19 +29,12 @@ from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
 from coderunner.settings import LOCAL_STACK_DIR, Settings
 from coderunner.streams.topics import ensure_topics
 from tests.integration.programs import FACTORIAL
-from tests.integration.workers import WorkerProcess, isolated_settings
+from tests.integration.workers import WorkerProcess, free_port, isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 LANGUAGES = ("python", "c", "javascript")
 TOKEN = "s3cret-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def api_settings(base: Settings, **overrides: Any) -> Settings:

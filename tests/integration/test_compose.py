@@ -48,7 +48,7 @@ from typing import Any
 import pytest
 
 from coderunner.settings import Settings
-from tests.integration.images import REPO, build_dind_image, build_service_image
+from tests.integration.images import REPO, build_dind_image, build_service_image, docker_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -278,14 +278,6 @@ class Project:
         return result.stdout + result.stderr
 
 
-def docker(*args: str) -> str:
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def runtime_tars(docker_engine: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runtime-images")
@@ -339,7 +331,7 @@ def project(docker_engine: Settings, runtime_tars: Path) -> Iterator[Project]:
 
 def test_dind_is_unprivileged_unpublished_and_loaded_the_runtime_image(project: Project) -> None:
     [container] = project.compose("ps", "-q", "dind").stdout.split()
-    inspect = json.loads(docker("inspect", container))[0]
+    inspect = json.loads(docker_cli("inspect", container).stdout)[0]
     assert inspect["HostConfig"]["Privileged"] is False
     assert not inspect["HostConfig"]["PortBindings"], inspect["HostConfig"]["PortBindings"]
     assert not (inspect["NetworkSettings"]["Ports"] or {}).get("2376/tcp")
@@ -373,7 +365,7 @@ def test_a_one_off_worker_runs_a_program_in_dind_over_mutual_tls(project: Projec
     [container] = project.compose("ps", "-q", "dind").stdout.split()
     assert container.startswith(seen["engine_name"]), (container, seen["engine_name"])
     # ...with the runtime image loaded from the tar: the host's image, same id.
-    host_id = docker("image", "inspect", "--format", "{{.Id}}", PYTHON_IMAGE).strip()
+    host_id = docker_cli("image", "inspect", "--format", "{{.Id}}", PYTHON_IMAGE).stdout.strip()
     assert seen["images"].get(PYTHON_IMAGE) == host_id, context
     assert "42" in seen["output"] and seen["output"].strip() == "42", context
     assert seen["left"] == 0, "the program's container was not removed"

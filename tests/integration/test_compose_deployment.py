@@ -28,8 +28,7 @@ from coderunner.proto.coderunner.v1 import coderunner_pb2 as pb
 from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
 from coderunner.settings import Settings
 from tests.integration.images import EXTRA_CA_DIR
-from tests.integration.test_operations import base_env, free_port
-from tests.integration.workers import REPO
+from tests.integration.workers import REPO, base_env, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

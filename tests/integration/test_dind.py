@@ -43,7 +43,7 @@ from coderunner.schemas import events as ev
 from coderunner.settings import Settings
 from coderunner.streams.client import ExecutionClient, new_submission
 from tests.conftest import local_settings
-from tests.integration.images import build_dind_image
+from tests.integration.images import build_dind_image, docker_cli
 from tests.integration.workers import WorkerProcess, isolated_settings, run_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -71,17 +71,6 @@ FOREIGN_CA_BUNDLE = {
     "CURL_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
 }
 SMALL = {"wall_time_ms": 2000, "cpu_time_ms": 2000, "memory_mb": 64, "processes": 32}
-
-
-def docker_cli(
-    *args: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args[:3])}... exited {result.returncode}:\n{result.stderr}")
-    return result
 
 
 def engine_settings(url: str, cert_path: Path) -> Settings:

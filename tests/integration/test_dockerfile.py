@@ -8,8 +8,6 @@ healthcheck that passes, and `coderunner config validate` exits 0 inside it.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,27 +20,12 @@ import pytest
 from coderunner.proto.coderunner.v1 import coderunner_pb2 as pb
 from coderunner.proto.coderunner.v1 import coderunner_pb2_grpc as pb_grpc
 from coderunner.settings import Settings
-from tests.integration.images import build_service_image
+from tests.integration.images import build_service_image, docker_cli
+from tests.integration.workers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 IMAGE = "coderunner:test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args[:3])}... exited {result.returncode}:\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +65,9 @@ def wait_for_health(api: Api, timeout: float = 90) -> int:
                 return status
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
-        state = docker("inspect", "--format", "{{.State.Status}}", api.name).stdout.strip()
+        state = docker_cli("inspect", "--format", "{{.State.Status}}", api.name).stdout.strip()
         if state != "running" or time.monotonic() > deadline:
-            logs = docker("logs", "--tail", "60", api.name, check=False)
+            logs = docker_cli("logs", "--tail", "60", api.name, check=False)
             output = logs.stdout + logs.stderr
             pytest.fail(f"the API container ({state}) never answered {url}:\n{output}")
         time.sleep(0.5)
@@ -95,7 +78,7 @@ def api(image: str, kafka: Settings, postgres: Settings) -> Iterator[Api]:
     grpc_port, http_port = free_port(), free_port()
     name = f"coderunner-test-{uuid.uuid4().hex[:8]}"
     try:
-        docker(
+        docker_cli(
             "run", "-d", "--name", name, "--network", "host",
             *container_env(kafka, grpc_port, http_port),
             image, "api",
@@ -104,7 +87,7 @@ def api(image: str, kafka: Settings, postgres: Settings) -> Iterator[Api]:
         assert wait_for_health(api) == 200
         yield api
     finally:
-        docker("rm", "-f", "-v", name, check=False)
+        docker_cli("rm", "-f", "-v", name, check=False)
 
 
 def test_health_answers(api: Api) -> None:
@@ -121,20 +104,22 @@ def test_grpc_list_languages_answers(api: Api) -> None:
 
 
 def test_runs_as_non_root_with_a_passing_healthcheck(api: Api) -> None:
-    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", IMAGE).stdout)
+    config = json.loads(
+        docker_cli("image", "inspect", "--format", "{{json .Config}}", IMAGE).stdout
+    )
     assert config["User"] and config["User"].split(":")[0] not in ("root", "0"), config["User"]
     test = (config.get("Healthcheck") or {}).get("Test") or []
     assert test and test[0] == "CMD", test
     assert config["Entrypoint"] == ["coderunner"] and config["Cmd"] == ["serve"]
     assert {"9084/tcp", "8084/tcp"} <= set(config["ExposedPorts"])
-    assert docker("exec", api.name, "id", "-u").stdout.strip() != "0"
+    assert docker_cli("exec", api.name, "id", "-u").stdout.strip() != "0"
     # The image's own healthcheck command, run now (its first scheduled run is 30 s away).
-    result = docker("exec", api.name, *test[1:], check=False)
+    result = docker_cli("exec", api.name, *test[1:], check=False)
     assert result.returncode == 0, result.stderr
 
 
 def test_config_validate_passes_inside_the_image(image: str, kafka: Settings) -> None:
-    result = docker(
+    result = docker_cli(
         "run", "--rm", "--network", "host",
         *container_env(kafka, free_port(), free_port()),
         image, "config", "validate",

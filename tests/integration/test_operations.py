@@ -23,7 +23,13 @@ import pytest
 
 from bench.projection import drop_database, fresh_database
 from coderunner.settings import Settings
-from tests.integration.workers import REPO, isolated_settings, isolation_of
+from tests.integration.workers import (
+    REPO,
+    base_env,
+    free_port,
+    isolated_settings,
+    settings_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -31,13 +37,6 @@ OPERATOR_TARGETS = [
     *("env", "validate", "build", "up", "down", "restart", "logs", "status", "health"),
     *("db-shell", "db-backup", "db-restore", "db-migrate", "replay", "test", "bench", "clean"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make(
@@ -52,17 +51,6 @@ def make(
         text=True,
         timeout=timeout,
     )
-
-
-def base_env(**values: str) -> dict[str, str]:
-    """The test's environment without any coderunner setting a developer may have exported."""
-    prefixes = ("KAFKA_", "POSTGRES_", "SANDBOX_", "DOCKER_", "GRPC_", "HTTP_", "API_", "SERVICE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    return env | values
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    return {name.upper(): value for name, value in isolation_of(settings).items()}
 
 
 def test_help_explains_every_operator_target() -> None:

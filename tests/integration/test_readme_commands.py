@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from coderunner.settings import Settings
-from tests.integration.test_operations import base_env, free_port, settings_env
-from tests.integration.workers import REPO, isolated_settings
+from tests.integration.workers import REPO, base_env, free_port, isolated_settings, settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,3 +124,22 @@ async def run_all(
     return await asyncio.wait_for(
         asyncio.gather(*(collect(s.execution_id) for s in submissions)), within
     )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The isolating settings as the environment variables a subprocess reads."""
+    return {name.upper(): value for name, value in isolation_of(settings).items()}
+
+
+def base_env(**values: str) -> dict[str, str]:
+    """The test's environment without any coderunner setting a developer may have exported."""
+    prefixes = ("KAFKA_", "POSTGRES_", "SANDBOX_", "DOCKER_", "GRPC_", "HTTP_", "API_", "SERVICE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    return env | values
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
