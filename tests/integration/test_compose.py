@@ -398,3 +398,14 @@ def test_there_is_no_default_database_password(scratch_images_dir: Path) -> None
     result = compose("config", "--quiet", env=env)
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr and "make env" in result.stderr, result.stderr
+
+
+def test_the_service_image_is_built_by_one_service_only(config: dict[str, Any]) -> None:
+    # Three services building one tag give it three IDs on a cold build; the next `up` (a
+    # --scale) then recreates the containers whose ID the tag no longer names.
+    services = config["services"]
+    builders = [name for name in CODERUNNER_SERVICES if "build" in services[name]]
+    assert builders == ["api"], builders
+    for name in CODERUNNER_SERVICES:
+        assert services[name]["image"] == SERVICE_IMAGE
+        assert services[name]["pull_policy"] in ("build", "never"), (name, services[name])
